@@ -1,0 +1,228 @@
+// One typed configuration for heraldd, built from defaults < config file < environment < flags.
+// Unknown keys are rejected at every level, so a typo never silently falls back to a default.
+import { readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { z } from 'zod'
+import { HeraldError } from './errors.js'
+
+export const DEFAULT_P2P_PORT = 4480
+export const DEFAULT_API_PORT = 7480
+export const DEFAULT_METRICS_PORT = 9480
+
+const LimitsSchema = z.object({
+  /** concurrent chunk-batch requests to one peer from our fetcher */
+  maxInflightPerPeer: z.number().int().min(1).max(64).default(4),
+  /** concurrent chunk-batch requests overall for one fetch */
+  maxInflight: z.number().int().min(1).max(256).default(16),
+  /** chunks per request batch (about 4 MiB at the default chunk size) */
+  batchSize: z.number().int().min(1).max(64).default(8),
+  /** upload cap for serving peers, bytes/s; 0 = unlimited */
+  uploadBytesPerSecond: z.number().int().min(0).default(0),
+  /** concurrent serving streams per peer; more get RATE_LIMITED */
+  serveInflightPerPeer: z.number().int().min(1).max(256).default(8),
+  maxConnections: z.number().int().min(2).default(300),
+  /** inbound connections per second per host; loopback tests put many peers on one host */
+  inboundConnectionThreshold: z.number().int().min(1).default(100),
+  maxIncomingPendingConnections: z.number().int().min(1).default(100)
+}).strict()
+
+const FetchSchema = z.object({
+  /** how long chunks wait for a peer before the seed is asked for them, ms */
+  seedDeadlineMs: z.number().int().min(0).default(2_000),
+  /** a request slower than this is hedged to another holder, ms */
+  hedgeAfterMs: z.number().int().min(100).default(5_000),
+  /** one request's hard timeout, ms */
+  requestTimeoutMs: z.number().int().min(1_000).default(30_000),
+  /** give up when no source made progress for this long, ms */
+  stallTimeoutMs: z.number().int().min(1_000).default(120_000)
+}).strict()
+
+export const ConfigSchema = z.object({
+  dataDir: z.string().min(1),
+  seed: z.boolean().default(false),
+  /** hand each fresh chunk to one downloader before repeating it (seed only) */
+  superSeed: z.boolean().default(true),
+  listen: z.array(z.string()).default([`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`]),
+  announce: z.array(z.string()).default([]),
+  bootstrap: z.array(z.string()).default([]),
+  trustedPublishers: z.array(z.string()).default([]),
+  /** where releases are materialized: <releasesDir>/<dataset>/<version>, <dataset>/current */
+  releasesDir: z.string().optional(),
+  api: z.object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65_535).default(DEFAULT_API_PORT)
+  }).strict().default({ host: '127.0.0.1', port: DEFAULT_API_PORT }),
+  metrics: z.object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65_535).default(DEFAULT_METRICS_PORT),
+    enabled: z.boolean().default(true)
+  }).strict().default({ host: '127.0.0.1', port: DEFAULT_METRICS_PORT, enabled: true }),
+  limits: LimitsSchema.default(LimitsSchema.parse({})),
+  fetch: FetchSchema.default(FetchSchema.parse({})),
+  dht: z.object({
+    /** provide chunk CIDs too (background, bounded queue) */
+    provideChunks: z.boolean().default(true),
+    provideQueueMax: z.number().int().min(0).default(100_000)
+  }).strict().default({ provideChunks: true, provideQueueMax: 100_000 }),
+  log: z.object({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')
+  }).strict().default({ level: 'info' })
+}).strict()
+
+export type HeraldConfig = z.infer<typeof ConfigSchema>
+
+export class ConfigError extends HeraldError {
+  static name = 'ConfigError'
+  constructor (message: string, options?: ErrorOptions) {
+    super('INVALID_CONFIG', message, options)
+    this.name = 'ConfigError'
+  }
+}
+
+export function defaultDataDir (): string {
+  if (process.env.HERALD_DATA_DIR != null && process.env.HERALD_DATA_DIR !== '') return process.env.HERALD_DATA_DIR
+  return process.getuid?.() === 0 ? '/var/lib/herald' : join(homedir(), '.herald')
+}
+
+/** Flags as the heraldd CLI hands them over: only what was given. */
+export interface ConfigFlags {
+  config?: string
+  dataDir?: string
+  seed?: boolean
+  listen?: string[]
+  bootstrap?: string[]
+  trustedPublishers?: string[]
+  apiHost?: string
+  apiPort?: number
+  metricsHost?: string
+  metricsPort?: number
+  logLevel?: string
+  uploadLimit?: number
+}
+
+type Partial_ = Record<string, any>
+
+function list (value: string | undefined): string[] | undefined {
+  if (value == null || value.trim() === '') return undefined
+  return value.split(',').map(s => s.trim()).filter(s => s !== '')
+}
+
+function int (name: string, value: string | undefined): number | undefined {
+  if (value == null || value === '') return undefined
+  const n = Number(value)
+  if (!Number.isInteger(n)) throw new ConfigError(`${name} must be an integer, got ${JSON.stringify(value)}`)
+  return n
+}
+
+function bool (name: string, value: string | undefined): boolean | undefined {
+  if (value == null || value === '') return undefined
+  if (['1', 'true', 'yes'].includes(value.toLowerCase())) return true
+  if (['0', 'false', 'no'].includes(value.toLowerCase())) return false
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(value)}`)
+}
+
+const KNOWN_ENV = new Set(['HERALD_DATA_DIR', 'HERALD_CONFIG', 'HERALD_SEED', 'HERALD_LISTEN', 'HERALD_BOOTSTRAP',
+  'HERALD_TRUSTED_PUBLISHERS', 'HERALD_API_HOST', 'HERALD_API_PORT', 'HERALD_METRICS_HOST', 'HERALD_METRICS_PORT',
+  'HERALD_LOG_LEVEL', 'HERALD_UPLOAD_LIMIT', 'HERALD_API', 'HERALD_API_TOKEN', 'HERALD_RELEASES_DIR'])
+
+function fromEnv (env: NodeJS.ProcessEnv): Partial_ {
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('HERALD_') && !KNOWN_ENV.has(key)) {
+      throw new ConfigError(`unknown environment variable ${key} (known: ${[...KNOWN_ENV].join(', ')})`)
+    }
+  }
+  return {
+    dataDir: env.HERALD_DATA_DIR || undefined,
+    seed: bool('HERALD_SEED', env.HERALD_SEED),
+    listen: list(env.HERALD_LISTEN),
+    bootstrap: list(env.HERALD_BOOTSTRAP),
+    trustedPublishers: list(env.HERALD_TRUSTED_PUBLISHERS),
+    releasesDir: env.HERALD_RELEASES_DIR || undefined,
+    api: { host: env.HERALD_API_HOST || undefined, port: int('HERALD_API_PORT', env.HERALD_API_PORT) },
+    metrics: { host: env.HERALD_METRICS_HOST || undefined, port: int('HERALD_METRICS_PORT', env.HERALD_METRICS_PORT) },
+    log: { level: env.HERALD_LOG_LEVEL || undefined },
+    limits: { uploadBytesPerSecond: int('HERALD_UPLOAD_LIMIT', env.HERALD_UPLOAD_LIMIT) }
+  }
+}
+
+function fromFlags (flags: ConfigFlags): Partial_ {
+  return {
+    dataDir: flags.dataDir,
+    seed: flags.seed,
+    listen: flags.listen,
+    bootstrap: flags.bootstrap,
+    trustedPublishers: flags.trustedPublishers,
+    api: { host: flags.apiHost, port: flags.apiPort },
+    metrics: { host: flags.metricsHost, port: flags.metricsPort },
+    log: { level: flags.logLevel },
+    limits: { uploadBytesPerSecond: flags.uploadLimit }
+  }
+}
+
+/** Deep merge where `undefined` in `over` never replaces a value. */
+function merge (base: Partial_, over: Partial_): Partial_ {
+  const out: Partial_ = { ...base }
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object' && out[k] !== null && !Array.isArray(out[k])) {
+      out[k] = merge(out[k], v)
+    } else if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      const inner = merge({}, v)
+      if (Object.keys(inner).length > 0) out[k] = inner
+    } else {
+      out[k] = v
+    }
+  }
+  return out
+}
+
+export function readConfigFile (path: string): Partial_ {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err: any) {
+    if (err.code === 'ENOENT') return {}
+    throw new ConfigError(`cannot read config file ${path}: ${err.message}`, { cause: err })
+  }
+  try {
+    const parsed = JSON.parse(text)
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object')
+    return parsed
+  } catch (err: any) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${err.message}`, { cause: err })
+  }
+}
+
+export function configFilePath (flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): string {
+  if (flags.config != null) return resolve(flags.config)
+  if (env.HERALD_CONFIG != null && env.HERALD_CONFIG !== '') return resolve(env.HERALD_CONFIG)
+  return join(resolve(flags.dataDir ?? defaultDataDir()), 'config.json')
+}
+
+/** Validate a merged raw object into a HeraldConfig, with one message listing every problem. */
+export function parseConfig (raw: unknown): HeraldConfig {
+  const result = ConfigSchema.safeParse(raw)
+  if (!result.success) {
+    const problems = result.error.issues.map(i => {
+      const where = i.path.length > 0 ? i.path.join('.') : '(top level)'
+      return `${where}: ${i.message}`
+    })
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
+  }
+  const config = result.data
+  config.dataDir = resolve(config.dataDir)
+  return config
+}
+
+export function loadConfig (flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): HeraldConfig {
+  const file = readConfigFile(configFilePath(flags, env))
+  let raw = merge({ dataDir: defaultDataDir() }, file)
+  raw = merge(raw, fromEnv(env))
+  raw = merge(raw, fromFlags(flags))
+  return parseConfig(raw)
+}
+
+export function releasesDir (config: HeraldConfig): string {
+  return config.releasesDir != null ? resolve(config.releasesDir) : join(config.dataDir, 'releases')
+}

@@ -1,0 +1,772 @@
+// The composition root of a running heraldd: store, libp2p with Herald's services, announcer, fetch
+// jobs. Implements HeraldService for the local API.
+import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { digestHex, cidFromDigest, parseCid, verifyDigest, sha256 } from '../../protocol/cid.js'
+import { chunkExchange, haveExchange, releaseExchange } from '../../protocol/exchange/index.js'
+import { manifestChunkIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
+import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
+import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease } from '../../protocol/release.js'
+import { buildRelease } from '../../protocol/ingest.js'
+import { Store } from '../../store/store.js'
+import { materialize, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
+import { Announcer } from '../announce/announcer.js'
+import { releasesDir, type HeraldConfig } from '../config.js'
+import { HeraldError } from '../errors.js'
+import { PeerStats } from '../fetch/peer-stats.js'
+import { FetchScheduler } from '../fetch/scheduler.js'
+import { ReleaseSwarm } from '../fetch/swarm.js'
+import { FetchJob } from './fetch-job.js'
+import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
+
+export { VERSION }
+import { SuperSeedPolicy } from './super-seed.js'
+import { loadTrustedKeys } from './trust.js'
+import type { HeraldMetrics } from '../metrics.js'
+import type {
+  FetchProgress, FetchRequest, GcResult, HeraldService, PeerInfo, PlanResult, PublishRequest, PublishResult,
+  ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
+} from '../types.js'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+
+const RESOLVE_TIMEOUT_MS = 5_000
+const DISCOVERY_INTERVAL_MS = 1_000
+const FIND_PROVIDERS_INTERVAL_MS = 10_000
+const FETCHES_KEY = 'fetches'
+
+export interface Log {
+  info: (obj: unknown, msg?: string) => void
+  warn: (obj: unknown, msg?: string) => void
+  error: (obj: unknown, msg?: string) => void
+  debug: (obj: unknown, msg?: string) => void
+}
+
+export interface HeraldNodeInit {
+  config: HeraldConfig
+  peerKey: PrivateKey
+  publisherKey?: PrivateKey
+  metrics?: HeraldMetrics
+  log: Log
+}
+
+export class HeraldNode implements HeraldService {
+  readonly config: HeraldConfig
+  readonly store: Store
+  readonly libp2p: Awaited<ReturnType<typeof createNodeLibp2p>>
+  readonly announcer: Announcer
+  readonly stats = new PeerStats()
+  readonly #publisherKey?: PrivateKey
+  readonly #trusted: Array<Uint8Array | string>
+  readonly #metrics?: HeraldMetrics
+  readonly #log: Log
+  readonly #swarms = new Map<string, ReleaseSwarm>()
+  readonly #jobs = new Map<string, FetchJob>()
+  readonly #startedAt = Date.now()
+  readonly #received = { peer: 0, seed: 0 }
+  #served = 0
+  #timers: Array<ReturnType<typeof setInterval>> = []
+  #stopping = false
+
+  private constructor (init: HeraldNodeInit, store: Store, libp2p: HeraldNode['libp2p'], trusted: Array<Uint8Array | string>) {
+    this.config = init.config
+    this.store = store
+    this.libp2p = libp2p
+    this.#publisherKey = init.publisherKey
+    this.#metrics = init.metrics
+    this.#log = init.log
+    this.#trusted = trusted
+    this.announcer = new Announcer({
+      provide: async (cid, signal) => { await this.libp2p.contentRouting.provide(cid, { signal }) },
+      provideChunks: init.config.dht.provideChunks,
+      queueMax: init.config.dht.provideQueueMax,
+      onProvide: (kind, result, seconds) => {
+        this.#metrics?.dhtProvidesTotal.inc({ kind, result })
+        this.#metrics?.dhtProvideDurationSeconds.observe({ kind }, seconds)
+      }
+    })
+  }
+
+  static async create (init: HeraldNodeInit): Promise<HeraldNode> {
+    const trusted: Array<Uint8Array | string> = await loadTrustedKeys(init.config.trustedPublishers)
+    if (init.publisherKey != null) trusted.push(init.publisherKey.publicKey.raw)
+    const store = await Store.open(join(init.config.dataDir, 'store'))
+    let node: HeraldNode | undefined
+    try {
+      const libp2p = await createNodeLibp2p(init.config, init.peerKey, {
+        getChunk: async (d: Uint8Array) => await store.getChunk(d),
+        onServed: (peer: PeerId, bytes: number) => node?.onServed(peer, bytes),
+        onMisbehaved: (peer: PeerId, reason: string) => node?.onMisbehaved(peer, reason),
+        getHave: (cid: CID) => node?.getHave(cid),
+        subscribe: (cid: CID, l: (indices: number[], complete: boolean) => void) => node?.subscribeHave(cid, l) ?? (() => {}),
+        getRelease: async (dataset: string, version: string) => await store.getRelease(dataset, version),
+        getManifest: async (cid: CID) => await store.getManifest(cid)
+      })
+      node = new HeraldNode(init, store, libp2p, trusted)
+      return node
+    } catch (err) {
+      await store.close()
+      throw err
+    }
+  }
+
+  get peerId (): string { return this.libp2p.peerId.toString() }
+  get isSeed (): boolean { return this.config.seed }
+
+  async start (): Promise<void> {
+    await this.libp2p.start()
+    this.announcer.start()
+    this.libp2p.addEventListener('peer:disconnect', (evt) => {
+      const id = evt.detail.toString()
+      for (const swarm of this.#swarms.values()) swarm.removeRemote(id)
+    })
+    await this.#loadHeldReleases()
+    void this.#bootstrap()
+    this.#timers.push(setInterval(() => { void this.#bootstrap() }, 10_000))
+    this.#timers.push(setInterval(() => { void this.#measureRtts() }, 5_000))
+    for (const t of this.#timers) t.unref()
+    await this.#resumeFetches()
+    this.#log.info({ peerId: this.peerId, addrs: this.listenAddrs(), seed: this.isSeed }, 'heraldd started')
+  }
+
+  async stop (): Promise<void> {
+    if (this.#stopping) return
+    this.#stopping = true
+    for (const t of this.#timers) clearInterval(t)
+    for (const job of this.#jobs.values()) job.controller.abort(new HeraldError('SHUTTING_DOWN', 'daemon stopping'))
+    await Promise.allSettled([...this.#jobs.values()].map(async j => await j.done))
+    this.announcer.stop()
+    await this.libp2p.stop()
+    await this.store.close()
+    this.#log.info({}, 'heraldd stopped')
+  }
+
+  listenAddrs (): string[] {
+    return this.libp2p.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  // ---- hooks for the protocol services -------------------------------------------------------------
+
+  onServed (peer: PeerId, bytes: number): void {
+    this.#served += bytes
+    this.stats.recordSent(peer.toString(), bytes)
+    this.#metrics?.serveSentBytesTotal.inc(bytes)
+    this.#metrics?.serveChunksTotal.inc({ result: 'ok' })
+  }
+
+  onMisbehaved (peer: PeerId, reason: string): void {
+    this.stats.penalize(peer.toString())
+    this.#metrics?.peerErrorsTotal.inc({ kind: reason })
+    this.#metrics?.peerPenaltiesTotal.inc()
+    this.#log.warn({ peer: peer.toString(), reason }, 'peer misbehaved')
+  }
+
+  getHave (cid: CID): { bitmap: Uint8Array, count: number } | undefined {
+    const swarm = this.#swarms.get(cid.toString())
+    return swarm == null ? undefined : { bitmap: swarm.have, count: swarm.index.count }
+  }
+
+  subscribeHave (cid: CID, listener: (indices: number[], complete: boolean) => void): () => void {
+    return this.#swarms.get(cid.toString())?.subscribe(listener) ?? (() => {})
+  }
+
+  // ---- peers ---------------------------------------------------------------------------------------
+
+  #peerIsSeed (peerId: PeerId | string): boolean {
+    const id = typeof peerId === 'string' ? peerId : peerId.toString()
+    return this.#seedPeers.has(id)
+  }
+
+  readonly #seedPeers = new Set<string>()
+
+  async #identifySeed (peerId: PeerId): Promise<boolean> {
+    const id = peerId.toString()
+    if (this.#seedPeers.has(id)) return true
+    try {
+      const peer = await this.libp2p.peerStore.get(peerId)
+      const agent = new TextDecoder().decode(peer.metadata.get('AgentVersion') ?? new Uint8Array())
+      if (agent.includes('(seed)')) {
+        this.#seedPeers.add(id)
+        return true
+      }
+    } catch {}
+    return false
+  }
+
+  async #bootstrap (): Promise<void> {
+    for (const addr of this.config.bootstrap) {
+      try {
+        const ma = multiaddr(addr)
+        const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+        if (id != null && this.libp2p.getConnections(peerIdFromString(id)).length > 0) continue
+        if (id == null && this.libp2p.getConnections().some(c => c.remoteAddr.toString().startsWith(addr))) continue
+        const conn = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(10_000) })
+        await this.#identifySeed(conn.remotePeer)
+      } catch (err: any) {
+        this.#log.debug({ addr, err: err.message }, 'bootstrap dial failed')
+      }
+    }
+  }
+
+  async #measureRtts (): Promise<void> {
+    for (const conn of this.libp2p.getConnections()) {
+      try {
+        const rtt = await this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(2_000) })
+        this.stats.recordRtt(conn.remotePeer.toString(), rtt)
+      } catch {}
+    }
+  }
+
+  // ---- releases ------------------------------------------------------------------------------------
+
+  async #loadHeldReleases (): Promise<void> {
+    for (const r of await this.store.listReleases()) {
+      try {
+        const cid = parseCid(r.manifestCid)
+        const manifest = await this.#localManifest(cid)
+        if (manifest == null) continue
+        await this.#openSwarm(cid, manifest)
+        this.announcer.provideManifest(cid)
+      } catch (err: any) {
+        this.#log.warn({ release: `${r.dataset}@${r.version}`, err: err.message }, 'cannot load release')
+      }
+    }
+  }
+
+  async #localManifest (cid: CID): Promise<Manifest | undefined> {
+    const bytes = await this.store.getManifest(cid)
+    return bytes == null ? undefined : decodeManifest(bytes)
+  }
+
+  async #openSwarm (cid: CID, manifest: Manifest): Promise<ReleaseSwarm> {
+    const key = cid.toString()
+    let swarm = this.#swarms.get(key)
+    if (swarm != null) return swarm
+    const index = manifestChunkIndex(manifest)
+    const have = await this.store.hasChunks(index.digests)
+    swarm = this.#swarms.get(key) ?? new ReleaseSwarm(cid, index, have)
+    this.#swarms.set(key, swarm)
+    return swarm
+  }
+
+  /** The newest verified record for a release: local store, connected peers and the seed all asked. */
+  async #resolveRelease (dataset: string, version: string, signal: AbortSignal): Promise<{ signed: SignedRelease, from?: PeerId }> {
+    let best: { signed: SignedRelease, from?: PeerId } | undefined
+    const local = await this.store.getRelease(dataset, version)
+    if (local != null) best = { signed: decodeSignedRelease(local) }
+    let lastError: unknown
+    const timeout = AbortSignal.any([signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
+    const peers = this.libp2p.getPeers()
+    await Promise.all(peers.map(async peer => {
+      try {
+        const bytes = await this.libp2p.services.releases.fetchRelease(peer, dataset, version, { signal: timeout })
+        if (bytes == null) return
+        const signed = decodeSignedRelease(bytes)
+        if (signed.record.dataset !== dataset || signed.record.version !== version) throw new HeraldError('INVALID_RECORD', 'peer answered with a record for another release')
+        await verifyRelease(signed, this.#trusted)
+        if (best == null || signed.record.seq > best.signed.record.seq) best = { signed, from: peer }
+      } catch (err: any) {
+        lastError = err
+        this.#log.debug({ peer: peer.toString(), err: err.message }, 'release record from peer refused')
+      }
+    }))
+    if (best == null) {
+      if (lastError != null && ['UNTRUSTED_PUBLISHER', 'BAD_SIGNATURE', 'INVALID_RECORD'].includes((lastError as any).code)) throw lastError
+      throw new HeraldError('RELEASE_NOT_FOUND', `no peer has a release record for ${dataset}@${version} (asked ${peers.length} peer(s))`)
+    }
+    await verifyRelease(best.signed, this.#trusted)
+    const r = best.signed.record
+    await this.store.putRelease({ dataset, version, seq: r.seq, manifestCid: r.manifestCid, publishedAt: r.publishedAt }, best.signed.bytes)
+    return best
+  }
+
+  async #fetchManifest (cid: CID, from: PeerId | undefined, signal: AbortSignal): Promise<Manifest> {
+    const local = await this.store.getManifest(cid)
+    if (local != null) return verifyManifest(cid, local)
+    const peers = this.libp2p.getPeers()
+    const order = from != null ? [from, ...peers.filter(p => !p.equals(from))] : peers
+    let lastError: unknown
+    for (const peer of order) {
+      try {
+        const bytes = await this.libp2p.services.releases.fetchManifest(peer, cid, { signal })
+        if (bytes == null) continue
+        const manifest = verifyManifest(cid, bytes)
+        await this.store.putManifest(cid, bytes)
+        return manifest
+      } catch (err: any) {
+        if (signal.aborted) throw err
+        lastError = err
+        this.#log.warn({ peer: peer.toString(), err: err.message }, 'manifest from peer refused')
+      }
+    }
+    if (lastError != null && (lastError as any).code != null) throw lastError
+    throw new HeraldError('NO_SOURCE', `no peer could provide manifest ${cid.toString()}`)
+  }
+
+  // ---- fetch ---------------------------------------------------------------------------------------
+
+  async startFetch (req: FetchRequest): Promise<FetchProgress> {
+    const { dataset, version } = parseReleaseName(req.name)
+    const name = formatReleaseName(dataset, version)
+    for (const job of this.#jobs.values()) {
+      if (job.name === name && !job.finished) return job.snapshot()
+    }
+    const job = new FetchJob(name, req.out)
+    this.#jobs.set(job.id, job)
+    await this.#rememberFetch(name, req.out)
+    job.done = this.#runFetch(job, dataset, version)
+    return job.snapshot()
+  }
+
+  getFetch (id: string): FetchProgress | undefined {
+    return this.#jobs.get(id)?.snapshot()
+  }
+
+  onFetchProgress (id: string, listener: (p: FetchProgress) => void): () => void {
+    const job = this.#jobs.get(id)
+    if (job == null) throw new HeraldError('FETCH_NOT_FOUND', `no fetch with id ${id}`)
+    return job.onProgress(listener)
+  }
+
+  /** Fetches in progress are kept in the store, so that a restarted daemon resumes them. */
+  async #pendingFetches (): Promise<Record<string, { out?: string }>> {
+    const raw = await this.store.getProgress(FETCHES_KEY)
+    if (raw == null) return {}
+    try {
+      return JSON.parse(typeof raw === 'string' ? raw : new TextDecoder().decode(raw))
+    } catch {
+      return {}
+    }
+  }
+
+  async #rememberFetch (name: string, out?: string): Promise<void> {
+    const pending = await this.#pendingFetches()
+    pending[name] = { out }
+    await this.store.putProgress(FETCHES_KEY, JSON.stringify(pending))
+  }
+
+  async #forgetFetch (name: string): Promise<void> {
+    const pending = await this.#pendingFetches()
+    delete pending[name]
+    await this.store.putProgress(FETCHES_KEY, JSON.stringify(pending))
+  }
+
+  async #resumeFetches (): Promise<void> {
+    for (const [name, { out }] of Object.entries(await this.#pendingFetches())) {
+      try {
+        this.#log.info({ release: name }, 'resuming interrupted fetch')
+        await this.startFetch({ name, out })
+      } catch (err: any) {
+        this.#log.warn({ release: name, err: err.message }, 'cannot resume fetch')
+      }
+    }
+  }
+
+  async #runFetch (job: FetchJob, dataset: string, version: string): Promise<void> {
+    const signal = job.controller.signal
+    const started = performance.now()
+    this.#metrics?.fetchActive.inc()
+    try {
+      const { signed, from } = await this.#resolveRelease(dataset, version, signal)
+      const cid = signed.record.manifestCid
+      job.progress.manifestCid = cid.toString()
+      job.setState('planning')
+      const manifest = await this.#fetchManifest(cid, from, signal)
+      const swarm = await this.#openSwarm(cid, manifest)
+      const index = swarm.index
+      job.progress.totalChunks = index.count
+      job.progress.totalBytes = index.totalBytes
+      for (let i = 0; i < index.count; i++) {
+        if (swarm.hasLocal(i)) { job.progress.reusedChunks++; job.progress.reusedBytes += index.sizes[i] }
+      }
+      this.announcer.provideManifest(cid)
+      job.setState('fetching')
+      await this.store.withFetch(async () => {
+        if (!swarm.complete) await this.#transfer(job, swarm, signal)
+        await this.store.pin(dataset, version, index.digests)
+      })
+      this.announcer.provideChunks(Array.from({ length: index.count }, (_, i) => cidFromDigest(index.digestAt(i))))
+      job.setState('materializing')
+      const root = job.out ?? releasesDir(this.config)
+      job.progress.path = await materialize(this.store, manifest, { root, signal })
+      await this.#forgetFetch(job.name)
+      job.setState('done')
+      this.#metrics?.fetchDurationSeconds.observe({ result: 'done' }, (performance.now() - started) / 1000)
+      this.#log.info({ release: job.name, seconds: (performance.now() - started) / 1000, wire: job.progress.wireBytes, reusedBytes: job.progress.reusedBytes }, 'fetch done')
+    } catch (err: any) {
+      if (err instanceof TypeError || err instanceof RangeError) {
+        this.#log.error({ err }, 'fetch crashed on a programming error')
+      }
+      const code = typeof err?.code === 'string' && !signal.aborted ? err.code : (signal.aborted ? 'SHUTTING_DOWN' : 'FETCH_FAILED')
+      job.progress.error = { code, message: err?.message ?? String(err) }
+      job.setState('failed')
+      this.#metrics?.fetchDurationSeconds.observe({ result: 'failed' }, (performance.now() - started) / 1000)
+      if (!signal.aborted) {
+        // a fetch that failed for good is not resumed at the next start; an interrupted one is
+        await this.#forgetFetch(job.name).catch(() => {})
+        this.#log.warn({ release: job.name, code, err: err?.message }, 'fetch failed')
+      }
+    } finally {
+      this.#metrics?.fetchActive.dec()
+    }
+  }
+
+  async #transfer (job: FetchJob, swarm: ReleaseSwarm, signal: AbortSignal): Promise<void> {
+    const watching = new Map<string, AbortController>()
+    const local = new AbortController()
+    const stop = AbortSignal.any([signal, local.signal])
+    const watch = (peer: PeerId): void => {
+      const id = peer.toString()
+      if (watching.has(id) || peer.equals(this.libp2p.peerId)) return
+      const ctl = new AbortController()
+      watching.set(id, ctl)
+      void (async () => {
+        const seed = await this.#identifySeed(peer)
+        await this.libp2p.services.have.watch(peer, swarm.manifestCid, {
+          onBitmap: (bitmap, _count) => { swarm.setRemote(id, bitmap, seed) },
+          onUpdate: (indices, complete) => { swarm.updateRemote(id, indices, complete) }
+        }, { signal: AbortSignal.any([stop, ctl.signal]) })
+      })().catch((err: any) => {
+        this.#log.debug({ peer: id, err: err.message }, 'have watch ended')
+      }).finally(() => {
+        watching.delete(id)
+        const remote = swarm.remotes.get(id)
+        if (remote != null && !remote.complete) swarm.removeRemote(id)
+      })
+    }
+    const discover = (): void => {
+      for (const peer of this.libp2p.getPeers()) watch(peer)
+      job.progress.peers = swarm.remotes.size
+    }
+    const findProviders = async (): Promise<void> => {
+      try {
+        for await (const p of this.libp2p.contentRouting.findProviders(swarm.manifestCid, { signal: AbortSignal.any([stop, AbortSignal.timeout(10_000)]) })) {
+          if (p.id.equals(this.libp2p.peerId)) continue
+          if (this.libp2p.getConnections(p.id).length === 0) {
+            try {
+              await this.libp2p.dial(p.id, { signal: AbortSignal.any([stop, AbortSignal.timeout(5_000)]) })
+            } catch { continue }
+          }
+          watch(p.id)
+        }
+      } catch (err: any) {
+        this.#log.debug({ err: err.message }, 'findProviders ended')
+      }
+    }
+    discover()
+    void findProviders()
+    const discoverTimer = setInterval(discover, DISCOVERY_INTERVAL_MS)
+    const findTimer = setInterval(() => { void findProviders() }, FIND_PROVIDERS_INTERVAL_MS)
+    const cfg = this.config
+    const scheduler = new FetchScheduler({
+      swarm,
+      stats: this.stats,
+      signal,
+      maxInflightPerPeer: cfg.limits.maxInflightPerPeer,
+      maxInflight: cfg.limits.maxInflight,
+      batchSize: cfg.limits.batchSize,
+      seedDeadlineMs: cfg.fetch.seedDeadlineMs,
+      hedgeAfterMs: cfg.fetch.hedgeAfterMs,
+      requestTimeoutMs: cfg.fetch.requestTimeoutMs,
+      stallTimeoutMs: cfg.fetch.stallTimeoutMs,
+      request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s }),
+      store: async (i, digest, bytes) => {
+        await this.store.putChunk(digest, bytes)
+        swarm.markHave(i)
+        job.progress.doneChunks++
+        job.progress.doneBytes += bytes.byteLength
+        job.emit()
+      },
+      onReceived: (peerId, seed, wireBytes, rawBytes) => {
+        const source = seed ? 'seed' : 'peer'
+        job.progress.wireBytes[source] += wireBytes
+        this.#received[source] += wireBytes
+        this.#metrics?.fetchReceivedBytesTotal.inc({ source, encoding: 'raw' }, wireBytes)
+        this.#metrics?.fetchVerifiedBytesTotal.inc({ source }, rawBytes)
+        this.#metrics?.releaseReceivedBytesTotal.inc({ release: job.name, source }, wireBytes)
+        void peerId
+      },
+      onRequest: (_peerId, seed, result, seconds) => {
+        const source = seed ? 'seed' : 'peer'
+        this.#metrics?.fetchChunksTotal.inc({ source, result })
+        this.#metrics?.fetchRequestDurationSeconds.observe({ source }, seconds)
+      },
+      onMisbehaviour: (peerId, reason) => {
+        this.#metrics?.peerErrorsTotal.inc({ kind: reason })
+        this.#metrics?.peerPenaltiesTotal.inc()
+        this.#log.warn({ peer: peerId, reason }, 'peer penalised')
+      }
+    })
+    try {
+      await scheduler.run()
+    } finally {
+      clearInterval(discoverTimer)
+      clearInterval(findTimer)
+      local.abort()
+    }
+  }
+
+  // ---- publish -------------------------------------------------------------------------------------
+
+  async publish (req: PublishRequest): Promise<PublishResult> {
+    if (this.#publisherKey == null) throw new HeraldError('NOT_PUBLISHER', 'this daemon holds no publisher key: publish on the seed (heraldd init --seed)')
+    const { dataset, version } = parseReleaseName(req.name)
+    const started = performance.now()
+    let newChunks = 0
+    const built = await this.store.withFetch(async () => {
+      const result = await buildRelease(req.dir, {
+        dataset,
+        version,
+        onChunk: async (digest, bytes) => { if (await this.store.putChunk(digest, bytes)) newChunks++ }
+      })
+      await this.store.putManifest(result.cid, result.bytes)
+      await this.store.pin(dataset, version, manifestChunkIndex(result.manifest).digests)
+      return result
+    })
+    const previous = await this.store.getRelease(dataset, version)
+    const seq = previous != null ? decodeSignedRelease(previous).record.seq + 1 : 1
+    const record = { dataset, version, manifestCid: built.cid, seq, publishedAt: Date.now() }
+    const bytes = await signRelease(record, this.#publisherKey)
+    await this.store.putRelease(record, bytes)
+    const swarm = this.#swarms.get(built.cid.toString())
+    if (swarm != null) this.#swarms.delete(built.cid.toString())
+    const opened = await this.#openSwarm(built.cid, built.manifest)
+    this.announcer.provideManifest(built.cid)
+    this.announcer.provideChunks(Array.from({ length: opened.index.count }, (_, i) => cidFromDigest(opened.index.digestAt(i))))
+    const seconds = (performance.now() - started) / 1000
+    this.#log.info({ release: req.name, manifest: built.cid.toString(), seq, chunks: built.stats.chunks, newChunks, seconds }, 'published')
+    return {
+      name: formatReleaseName(dataset, version),
+      manifestCid: built.cid.toString(),
+      seq,
+      files: built.stats.files,
+      chunks: built.stats.chunks,
+      newChunks,
+      bytes: built.stats.bytes,
+      seconds
+    }
+  }
+
+  // ---- queries and maintenance ---------------------------------------------------------------------
+
+  async #releaseInfo (dataset: string, version: string): Promise<ReleaseInfo> {
+    const bytes = await this.store.getRelease(dataset, version)
+    if (bytes == null) throw new HeraldError('RELEASE_NOT_FOUND', `release ${dataset}@${version} is not in the local store`)
+    const signed = decodeSignedRelease(bytes)
+    const cid = signed.record.manifestCid
+    const manifest = await this.#localManifest(cid)
+    let complete = false
+    let files: number | undefined
+    let total: number | undefined
+    if (manifest != null) {
+      const swarm = await this.#openSwarm(cid, manifest)
+      complete = swarm.complete
+      files = manifest.files.length
+      total = manifest.files.reduce((n, f) => n + f.size, 0)
+    }
+    const current = await this.store.getCurrent(dataset)
+    return {
+      name: formatReleaseName(dataset, version),
+      dataset,
+      version,
+      manifestCid: cid.toString(),
+      seq: signed.record.seq,
+      publishedAt: signed.record.publishedAt,
+      publisher: publisherKeyText(signed.publicKey),
+      pinned: await this.store.isPinned(dataset, version),
+      current: current === version,
+      complete,
+      files,
+      bytes: total,
+      path: current === version ? join(releasesDir(this.config), dataset, version) : undefined
+    }
+  }
+
+  async listReleases (): Promise<ReleaseInfo[]> {
+    const out: ReleaseInfo[] = []
+    for (const r of await this.store.listReleases()) out.push(await this.#releaseInfo(r.dataset, r.version))
+    return out
+  }
+
+  async plan (name: string): Promise<PlanResult> {
+    const { dataset, version } = parseReleaseName(name)
+    const signal = AbortSignal.timeout(60_000)
+    const { signed, from } = await this.#resolveRelease(dataset, version, signal)
+    const manifestBytesBefore = await this.store.getManifest(signed.record.manifestCid)
+    const manifest = await this.#fetchManifest(signed.record.manifestCid, from, signal)
+    const index = manifestChunkIndex(manifest)
+    const have = await this.store.hasChunks(index.digests)
+    let reusedBytes = 0
+    let reusedChunks = 0
+    for (let i = 0; i < index.count; i++) {
+      if ((have[i >> 3] & (0x80 >> (i & 7))) !== 0) { reusedChunks++; reusedBytes += index.sizes[i] }
+    }
+    const raw = index.totalBytes - reusedBytes
+    const manifestBytes = manifestBytesBefore == null ? (await this.store.getManifest(signed.record.manifestCid))?.byteLength ?? 0 : 0
+    return {
+      name: formatReleaseName(dataset, version),
+      releaseBytes: index.totalBytes,
+      releaseChunks: index.count,
+      reusedBytes,
+      reusedChunks,
+      toMove: { raw, compressed: 0, delta: 0, manifest: manifestBytes, total: raw + manifestBytes }
+    }
+  }
+
+  async status (): Promise<StatusInfo> {
+    return {
+      peerId: this.peerId,
+      seed: this.isSeed,
+      version: VERSION,
+      uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+      listenAddrs: this.listenAddrs(),
+      peers: this.libp2p.getPeers().length,
+      dhtRoutingTableSize: routingTableSize(this.libp2p.services.dht),
+      provideBacklog: this.announcer.backlog,
+      store: await this.store.stats(),
+      received: { ...this.#received },
+      served: this.#served,
+      fetches: [...this.#jobs.values()].map(j => j.snapshot())
+    }
+  }
+
+  async peers (): Promise<PeerInfo[]> {
+    return this.libp2p.getPeers().map(peer => {
+      const id = peer.toString()
+      const s = this.stats.get(id)
+      return {
+        peerId: id,
+        addrs: this.libp2p.getConnections(peer).map(c => c.remoteAddr.toString()),
+        seed: this.#peerIsSeed(id),
+        rttMs: s.rttMs,
+        throughput: s.throughput,
+        bytesReceived: s.bytesReceived,
+        bytesSent: s.bytesSent,
+        penalties: s.penalties
+      }
+    })
+  }
+
+  async pin (name: string): Promise<ReleaseInfo> {
+    const { dataset, version } = parseReleaseName(name)
+    const info = await this.#releaseInfo(dataset, version)
+    const manifest = await this.#localManifest(parseCid(info.manifestCid))
+    if (manifest == null) throw new HeraldError('RELEASE_NOT_FOUND', `the manifest of ${name} is not in the local store: fetch it first`)
+    await this.store.pin(dataset, version, manifestChunkIndex(manifest).digests)
+    return await this.#releaseInfo(dataset, version)
+  }
+
+  async unpin (name: string): Promise<ReleaseInfo> {
+    const { dataset, version } = parseReleaseName(name)
+    await this.#releaseInfo(dataset, version)
+    await this.store.unpin(dataset, version)
+    return await this.#releaseInfo(dataset, version)
+  }
+
+  async gc (): Promise<GcResult> {
+    const result = await this.store.gc()
+    this.#metrics?.gcRunsTotal.inc()
+    this.#metrics?.gcFreedBytesTotal.inc(result.bytesFreed)
+    // what the store holds changed: the have-bitmaps must say so
+    for (const [key, swarm] of this.#swarms) {
+      const have = await this.store.hasChunks(swarm.index.digests)
+      this.#swarms.set(key, new ReleaseSwarm(swarm.manifestCid, swarm.index, have))
+    }
+    return result
+  }
+
+  async verify (name: string): Promise<VerifyResult> {
+    const { dataset, version } = parseReleaseName(name)
+    const info = await this.#releaseInfo(dataset, version)
+    const manifest = await this.#localManifest(parseCid(info.manifestCid))
+    if (manifest == null) throw new HeraldError('RELEASE_NOT_FOUND', `the manifest of ${name} is not in the local store`)
+    const index = manifestChunkIndex(manifest)
+    const bad: string[] = []
+    let missing = 0
+    for (let i = 0; i < index.count; i++) {
+      const digest = index.digestAt(i)
+      const bytes = await this.store.getChunk(digest)
+      if (bytes == null) missing++
+      else if (!verifyDigest(digest, bytes)) bad.push(cidFromDigest(digest).toString())
+    }
+    let filesChecked = 0
+    let badFiles: string[] = []
+    if (info.current) {
+      const r = await verifyMaterialized(this.store, manifest, releasesDir(this.config))
+      filesChecked = r.filesChecked
+      badFiles = r.badFiles
+    }
+    void sha256
+    return { name: info.name, ok: bad.length === 0 && missing === 0 && badFiles.length === 0, chunksChecked: index.count, bad, missing, filesChecked, badFiles }
+  }
+
+  async rollback (dataset: string, to?: string): Promise<RollbackResult> {
+    const from = await this.store.getCurrent(dataset)
+    let target = to
+    if (target == null) {
+      const candidates = (await this.store.listReleases())
+        .filter(r => r.dataset === dataset && r.version !== from)
+        .sort((a, b) => b.publishedAt - a.publishedAt)
+      for (const c of candidates) {
+        if (await this.store.isPinned(c.dataset, c.version)) { target = c.version; break }
+      }
+    }
+    if (target == null) throw new HeraldError('RELEASE_NOT_FOUND', `no other pinned release of ${dataset} to roll back to`)
+    const info = await this.#releaseInfo(dataset, target)
+    const manifest = await this.#localManifest(parseCid(info.manifestCid))
+    if (manifest == null || !info.complete) throw new HeraldError('RELEASE_NOT_FOUND', `${info.name} is not complete in the local store`)
+    const root = releasesDir(this.config)
+    await materialize(this.store, manifest, { root })
+    await switchCurrent(root, dataset, target)
+    await this.store.setCurrent(dataset, target)
+    return { dataset, from, to: target }
+  }
+
+  ready (): { ready: boolean, reasons: string[] } {
+    const reasons: string[] = []
+    if (this.#stopping) reasons.push('stopping')
+    if (this.libp2p.status !== 'started') reasons.push('libp2p not started')
+    if (!this.isSeed && this.libp2p.getPeers().length === 0) reasons.push('no peer reachable')
+    return { ready: reasons.length === 0, reasons }
+  }
+
+  /** for tests and the demo: the text form of the publisher key, when this node has one */
+  publisherKeyText (): string | undefined {
+    return this.#publisherKey != null ? publisherKeyText(this.#publisherKey.publicKey.raw) : undefined
+  }
+
+  digestKey (digest: Uint8Array): string { return digestHex(digest) }
+}
+
+interface ServiceHooks {
+  getChunk: (d: Uint8Array) => Promise<Uint8Array | undefined>
+  onServed: (peer: PeerId, bytes: number) => void
+  onMisbehaved: (peer: PeerId, reason: string) => void
+  getHave: (cid: CID) => { bitmap: Uint8Array, count: number } | undefined
+  subscribe: (cid: CID, l: (indices: number[], complete: boolean) => void) => () => void
+  getRelease: (dataset: string, version: string) => Promise<Uint8Array | undefined>
+  getManifest: (cid: CID) => Promise<Uint8Array | undefined>
+}
+
+async function createNodeLibp2p (config: HeraldConfig, key: PrivateKey, hooks: ServiceHooks) {
+  const superSeed = config.seed && config.superSeed ? new SuperSeedPolicy() : undefined
+  return await createHeraldLibp2p(config, key, {
+    chunks: chunkExchange({
+      getChunk: hooks.getChunk,
+      policy: superSeed != null ? (peer, digest) => superSeed.decide(peer.toString(), digestHex(digest)) : undefined,
+      uploadBytesPerSecond: config.limits.uploadBytesPerSecond,
+      maxInflightPerPeer: config.limits.serveInflightPerPeer,
+      onServed: (peer, _digest, bytes) => { hooks.onServed(peer, bytes) },
+      onPeerMisbehaved: hooks.onMisbehaved
+    }),
+    have: haveExchange({
+      getHave: hooks.getHave,
+      subscribe: hooks.subscribe
+    }),
+    releases: releaseExchange({
+      getRelease: hooks.getRelease,
+      getManifest: hooks.getManifest
+    })
+  })
+}

@@ -1,0 +1,69 @@
+// The libp2p node: TCP, Noise, Yamux, identify, ping, kad-dht (server mode, private protocol, private
+// addresses kept) and Herald's own services. The only place that names the transport stack.
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import type { Identify } from '@libp2p/identify'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
+import type { HeraldConfig } from '../config.js'
+
+export const VERSION = '0.1.0'
+export const DHT_PROTOCOL = '/herald/kad/1.0.0'
+
+export interface HeraldServices {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  [name: string]: unknown
+}
+
+export type HeraldLibp2p<S extends Record<string, unknown>> = Libp2p<HeraldServices & S>
+
+export async function createHeraldLibp2p<S extends Record<string, (components: any) => unknown>> (
+  config: HeraldConfig,
+  privateKey: PrivateKey,
+  extra: S
+): Promise<Libp2p<HeraldServices & { [K in keyof S]: ReturnType<S[K]> }>> {
+  const node = await createLibp2p({
+    privateKey,
+    start: false,
+    // peers recognise the seed (origin of last resort) by this agent string
+    nodeInfo: { name: 'heraldd', version: VERSION, userAgent: `heraldd/${VERSION}${config.seed ? ' (seed)' : ''}` },
+    addresses: {
+      listen: config.listen,
+      announce: config.announce
+    },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024 } } as any)],
+    connectionManager: {
+      maxConnections: config.limits.maxConnections,
+      inboundConnectionThreshold: config.limits.inboundConnectionThreshold,
+      maxIncomingPendingConnections: config.limits.maxIncomingPendingConnections
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        // lab networks are private: keep server mode and private/loopback addresses, or the table stays empty
+        clientMode: false,
+        peerInfoMapper: passthroughMapper,
+        allowQueryWithZeroPeers: true
+      }),
+      ...extra
+    }
+  })
+  return node as any
+}
+
+/** Size of the DHT routing table (not on kad-dht's public type). */
+export function routingTableSize (dht: KadDHT): number {
+  const table = (dht as unknown as { routingTable?: { size?: number } }).routingTable
+  return typeof table?.size === 'number' ? table.size : 0
+}

@@ -1,0 +1,91 @@
+// `npm run bench:swarm -- [--peers 8] [--size 256MiB] [--cap 50MB]`: release day. One seed with a capped
+// upload and N daemons (separate processes, each on its own loopback address 127.0.0.x) all fetch a fresh
+// release at once. Prints progress to stderr and, last on stdout, one JSON line:
+// {seedShare, allDoneSeconds, limitSeconds, firstDoneSeconds, peerTradeStartSeconds, releaseBytes, peers, capBytesPerSec}
+import '../../protocol/polyfill.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { DaemonProcess } from '../helpers/daemon-process.js'
+import { generateRelease } from '../fixtures/release-gen.js'
+
+function parseSize (s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(s.trim())
+  if (m == null) throw new Error(`not a size: ${s}`)
+  const unit = (m[2] ?? 'b').toLowerCase()
+  const mult: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 }
+  return Math.round(Number(m[1]) * mult[unit])
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      peers: { type: 'string', default: '8' },
+      size: { type: 'string', default: '256MiB' },
+      cap: { type: 'string', default: '50MB' },
+      keep: { type: 'boolean', default: false }
+    }
+  })
+  const peers = Number(values.peers)
+  const size = parseSize(values.size!)
+  const cap = parseSize(values.cap!)
+  const dir = await mkdtemp(join(tmpdir(), 'herald-bench-swarm-'))
+  const daemons: DaemonProcess[] = []
+  const log = (msg: string): void => { process.stderr.write(msg + '\n') }
+  try {
+    log(`generating a ${(size / 2 ** 20).toFixed(0)} MiB release…`)
+    const input = join(dir, 'release')
+    await generateRelease({ seed: 7, entries: Math.max(1, Math.round(size / 1_030)), dir: input })
+    const fetchTuning = { seedDeadlineMs: 300, hedgeAfterMs: 4_000, stallTimeoutMs: 60_000 }
+    const seed = await DaemonProcess.start({ dataDir: join(dir, 'seed'), seed: true, host: '127.0.0.2', uploadBytesPerSecond: cap, logLevel: 'error', config: { fetch: fetchTuning } })
+    daemons.push(seed)
+    const pub = await seed.client.publish({ name: 'bench@1', dir: input })
+    log(`published ${pub.bytes} bytes in ${pub.chunks} chunks (${pub.seconds.toFixed(1)} s)`)
+    const trust = [await seed.publisherKey()]
+    const nodes = await Promise.all(Array.from({ length: peers }, async (_, i) => {
+      const d = await DaemonProcess.start({ dataDir: join(dir, `p${i}`), host: `127.0.0.${i + 3}`, bootstrap: seed.listen, trust, logLevel: 'error', config: { fetch: fetchTuning } })
+      daemons.push(d)
+      return d
+    }))
+    log(`${peers} daemons up; letting connections settle…`)
+    await new Promise(resolve => setTimeout(resolve, 3_000))
+    const served0 = (await seed.client.status()).served
+    const t0 = performance.now()
+    const jobs = await Promise.all(nodes.map(async n => await n.client.startFetch({ name: 'bench@1' })))
+    const doneAt: Array<number | undefined> = new Array(peers).fill(undefined)
+    let tradeStart: number | undefined
+    while (doneAt.some(d => d === undefined)) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      const now = (performance.now() - t0) / 1000
+      const ps = await Promise.all(nodes.map(async (n, i) => await n.client.getFetch(jobs[i].id)))
+      for (const [i, p] of ps.entries()) {
+        if (p.state === 'failed') throw new Error(`peer ${i} failed: ${JSON.stringify(p.error)}`)
+        if (p.state === 'done' && doneAt[i] === undefined) doneAt[i] = now
+        if (tradeStart === undefined && p.wireBytes.peer > 0) tradeStart = now
+      }
+      if (now > 600) throw new Error('did not finish in 600 s')
+    }
+    const served = (await seed.client.status()).served - served0
+    const result = {
+      seedShare: +(served / pub.bytes).toFixed(3),
+      allDoneSeconds: +Math.max(...doneAt as number[]).toFixed(2),
+      limitSeconds: +(1.15 * pub.bytes / cap).toFixed(2),
+      firstDoneSeconds: +Math.min(...doneAt as number[]).toFixed(2),
+      peerTradeStartSeconds: tradeStart === undefined ? null : +tradeStart.toFixed(2),
+      releaseBytes: pub.bytes,
+      peers,
+      capBytesPerSec: cap
+    }
+    log(`seed sent ${(served / 2 ** 20).toFixed(1)} MiB = ${result.seedShare}× the release; all done in ${result.allDoneSeconds} s (target ${result.limitSeconds} s)`)
+    console.log(JSON.stringify(result))
+  } finally {
+    await Promise.allSettled(daemons.map(async d => await d.stop()))
+    if (values.keep !== true) await rm(dir, { recursive: true, force: true })
+  }
+}
+
+main().catch(err => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,138 @@
+// Starts real heraldd processes on loopback, each with its own data directory, for integration tests,
+// the demo and the swarm benchmark.
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { ApiClient } from '../../daemon/api/client.js'
+import type { FetchProgress } from '../../daemon/types.js'
+
+const execFileP = promisify(execFile)
+const here = dirname(fileURLToPath(import.meta.url))
+export const HERALDD = resolve(here, '../../cli/heraldd.js')
+export const HERALD = resolve(here, '../../cli/herald.js')
+
+export interface DaemonOptions {
+  dataDir: string
+  seed?: boolean
+  host?: string
+  bootstrap?: string[]
+  trust?: string[]
+  uploadBytesPerSecond?: number
+  /** merged into the config file */
+  config?: Record<string, any>
+  env?: Record<string, string>
+  logLevel?: string
+}
+
+export class DaemonProcess {
+  readonly opts: DaemonOptions
+  child?: ChildProcess
+  apiUrl = ''
+  metricsUrl = ''
+  peerId = ''
+  listen: string[] = []
+  token = ''
+  client!: ApiClient
+  output = ''
+  #exited?: Promise<number | null>
+
+  private constructor (opts: DaemonOptions) {
+    this.opts = opts
+  }
+
+  static async start (opts: DaemonOptions): Promise<DaemonProcess> {
+    const d = new DaemonProcess(opts)
+    await d.#writeConfig()
+    if (opts.seed === true) {
+      await execFileP(process.execPath, [HERALDD, 'init', '--seed', '--data-dir', opts.dataDir])
+    }
+    await d.launch()
+    return d
+  }
+
+  async #writeConfig (): Promise<void> {
+    const o = this.opts
+    const host = o.host ?? '127.0.0.1'
+    await mkdir(o.dataDir, { recursive: true })
+    const config = {
+      dataDir: o.dataDir,
+      seed: o.seed === true,
+      listen: [`/ip4/${host}/tcp/0`],
+      bootstrap: o.bootstrap ?? [],
+      trustedPublishers: o.trust ?? [],
+      api: { host: '127.0.0.1', port: 0 },
+      metrics: { host: '127.0.0.1', port: 0, enabled: true },
+      limits: { uploadBytesPerSecond: o.uploadBytesPerSecond ?? 0, ...(o.config?.limits ?? {}) },
+      fetch: { seedDeadlineMs: 1_000, hedgeAfterMs: 3_000, stallTimeoutMs: 30_000, ...(o.config?.fetch ?? {}) },
+      log: { level: o.logLevel ?? 'warn' },
+      ...Object.fromEntries(Object.entries(o.config ?? {}).filter(([k]) => k !== 'limits' && k !== 'fetch'))
+    }
+    await writeFile(join(o.dataDir, 'config.json'), JSON.stringify(config, null, 2))
+  }
+
+  /** Start (or restart) the process and wait for its ready banner. */
+  async launch (): Promise<void> {
+    const env = { ...process.env, ...this.opts.env }
+    for (const k of Object.keys(env)) if (k.startsWith('HERALD_')) delete env[k]
+    const child = spawn(process.execPath, [HERALDD, 'start', '--data-dir', this.opts.dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.child = child
+    this.output = ''
+    this.#exited = new Promise(resolve => child.once('exit', code => { resolve(code) }))
+    const banner = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`heraldd did not start in 30 s:\n${this.output}`)) }, 30_000)
+      const onData = (buf: Buffer): void => {
+        this.output += buf.toString()
+        const line = this.output.split('\n').find(l => l.startsWith('heraldd ') && l.includes(' ready '))
+        if (line != null) { clearTimeout(timer); resolve(line) }
+      }
+      child.stdout?.on('data', onData)
+      child.stderr?.on('data', (buf: Buffer) => { this.output += buf.toString() })
+      child.once('exit', code => { clearTimeout(timer); reject(new Error(`heraldd exited with ${String(code)}:\n${this.output}`)) })
+    })
+    const field = (name: string): string => banner.match(new RegExp(`${name}=(\\S+)`))?.[1] ?? ''
+    this.peerId = field('peer')
+    this.apiUrl = field('api')
+    this.metricsUrl = field('metrics')
+    this.listen = field('listen').split(',').filter(s => s !== '').map(a => a.includes('/p2p/') ? a : `${a}/p2p/${this.peerId}`)
+    this.token = (await readFile(join(this.opts.dataDir, 'api.token'), 'utf8')).trim()
+    this.client = new ApiClient({ url: this.apiUrl, token: this.token })
+  }
+
+  async publisherKey (): Promise<string> {
+    return (await readFile(join(this.opts.dataDir, 'publisher.pub'), 'utf8')).trim()
+  }
+
+  /** SIGTERM and wait for a clean exit. */
+  async stop (): Promise<number | null> {
+    if (this.child == null || this.child.exitCode != null) return this.child?.exitCode ?? null
+    this.child.kill('SIGTERM')
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), 15_000)
+    const code = await this.#exited!
+    clearTimeout(timer)
+    return code
+  }
+
+  async kill (): Promise<void> {
+    if (this.child == null || this.child.exitCode != null) return
+    this.child.kill('SIGKILL')
+    await this.#exited
+  }
+
+  /** Start a fetch and wait until it is done or failed. */
+  async fetch (name: string, timeoutMs = 120_000): Promise<FetchProgress> {
+    const started = await this.client.startFetch({ name })
+    return await this.waitFetch(started.id, timeoutMs)
+  }
+
+  async waitFetch (id: string, timeoutMs = 120_000): Promise<FetchProgress> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      const p = await this.client.getFetch(id)
+      if (p.state === 'done' || p.state === 'failed') return p
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    throw new Error(`fetch ${id} did not finish in ${timeoutMs} ms`)
+  }
+}

@@ -1,0 +1,258 @@
+// The manifest: a release's files and each file's ordered chunk list, content-addressed. Encoded as
+// DAG-CBOR (deterministic: map keys sorted, shortest integers), so the same release always gives the same
+// bytes and the same CID (CIDv1, dag-cbor, sha2-256). Chunk lists are packed byte strings (32-byte digests,
+// little-endian uint32 sizes): linear to encode and decode at 10^6 chunks.
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { cidFromDigest, DAG_CBOR_CODEC, DIGEST_LENGTH, digestHex, sha256 } from './cid.js'
+import { validateChunkerParams, type ChunkerParams } from './chunker.js'
+import { HashMismatchError, InvalidManifestError } from './errors.js'
+import { normalizeManifestPath } from './paths.js'
+import { validDataset, validVersion } from './names.js'
+
+export const MANIFEST_FORMAT = 1
+/** decoders refuse larger manifests (10^6 chunks is ~40 MB) */
+export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+export const MAX_FILES = 1_000_000
+
+export interface UpstreamFile {
+  /** the file's name as published upstream (e.g. `uniprot_sprot.dat.gz`) */
+  name: string
+  size: number
+  sha256: string
+  md5: string
+  compression: 'none' | 'gzip' | 'tar' | 'tar.gz'
+  /** the member path, when the file came out of a tar archive */
+  member?: string
+}
+
+export interface ManifestFile {
+  path: string
+  size: number
+  mode: number
+  /** concatenated 32-byte sha256 digests, in file order */
+  chunks: Uint8Array
+  chunkSizes: Uint32Array
+  upstream?: UpstreamFile
+}
+
+/** A cheaper encoding of a chunk: a delta object that rebuilds `target` from `bases`. */
+export interface DeltaEncoding {
+  target: Uint8Array
+  object: Uint8Array
+  size: number
+  bases: Uint8Array[]
+  kind: string
+}
+
+export interface Manifest {
+  format: 1
+  dataset: string
+  version: string
+  chunker: ChunkerParams
+  files: ManifestFile[]
+  encodings: DeltaEncoding[]
+  createdAt: number
+}
+
+function packSizes (sizes: Uint32Array): Uint8Array {
+  const out = new Uint8Array(sizes.length * 4)
+  const dv = new DataView(out.buffer)
+  for (let i = 0; i < sizes.length; i++) dv.setUint32(i * 4, sizes[i], true)
+  return out
+}
+
+function unpackSizes (bytes: Uint8Array): Uint32Array {
+  const out = new Uint32Array(bytes.byteLength / 4)
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  for (let i = 0; i < out.length; i++) out[i] = dv.getUint32(i * 4, true)
+  return out
+}
+
+export function encodeManifest (m: Manifest): Uint8Array {
+  const files = m.files.map(f => {
+    const o: Record<string, unknown> = { path: f.path, size: f.size, mode: f.mode, chunks: f.chunks, sizes: packSizes(f.chunkSizes) }
+    if (f.upstream != null) {
+      const u: Record<string, unknown> = { name: f.upstream.name, size: f.upstream.size, sha256: f.upstream.sha256, md5: f.upstream.md5, compression: f.upstream.compression }
+      if (f.upstream.member != null) u.member = f.upstream.member
+      o.upstream = u
+    }
+    return o
+  })
+  const encodings = m.encodings.map(e => ({ target: e.target, object: e.object, size: e.size, bases: e.bases, kind: e.kind }))
+  return dagCbor.encode({
+    format: m.format,
+    dataset: m.dataset,
+    version: m.version,
+    createdAt: m.createdAt,
+    chunker: { ...m.chunker },
+    files,
+    encodings
+  })
+}
+
+export function manifestCid (bytes: Uint8Array): CID {
+  return cidFromDigest(sha256(bytes), DAG_CBOR_CODEC)
+}
+
+function fail (msg: string): never { throw new InvalidManifestError(`invalid manifest: ${msg}`) }
+function isObj (v: unknown): v is Record<string, unknown> { return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) }
+function uint (v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(`${what} must be a non-negative integer`)
+  return v
+}
+function str (v: unknown, what: string, max = 1024): string {
+  if (typeof v !== 'string' || v.length > max) fail(`${what} must be a string of at most ${max} characters`)
+  return v
+}
+function bytes (v: unknown, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) fail(`${what} must be bytes`)
+  return v
+}
+
+function decodeUpstream (u: unknown, where: string): UpstreamFile {
+  if (!isObj(u)) fail(`${where}.upstream must be a map`)
+  const compression = u.compression
+  if (compression !== 'none' && compression !== 'gzip' && compression !== 'tar' && compression !== 'tar.gz') fail(`${where}.upstream.compression is unknown`)
+  const out: UpstreamFile = {
+    name: str(u.name, `${where}.upstream.name`, 4096),
+    size: uint(u.size, `${where}.upstream.size`),
+    sha256: str(u.sha256, `${where}.upstream.sha256`, 64),
+    md5: str(u.md5, `${where}.upstream.md5`, 32),
+    compression
+  }
+  if (u.member !== undefined) out.member = str(u.member, `${where}.upstream.member`, 4096)
+  return out
+}
+
+/** Decode and fully validate untrusted manifest bytes. */
+export function decodeManifest (data: Uint8Array): Manifest {
+  if (data.byteLength > MAX_MANIFEST_BYTES) fail(`${data.byteLength} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit`)
+  let raw: unknown
+  try {
+    raw = dagCbor.decode(data)
+  } catch (err) {
+    throw new InvalidManifestError('invalid manifest: not DAG-CBOR', { cause: err })
+  }
+  if (!isObj(raw)) fail('not a map')
+  if (raw.format !== MANIFEST_FORMAT) fail(`unsupported format ${String(raw.format)}`)
+  const dataset = str(raw.dataset, 'dataset', 64)
+  const version = str(raw.version, 'version', 64)
+  if (!validDataset(dataset) || !validVersion(version)) fail('invalid dataset or version name')
+  let chunker: ChunkerParams
+  try {
+    chunker = validateChunkerParams(raw.chunker)
+  } catch (err: any) {
+    fail(err.message)
+  }
+  if (!Array.isArray(raw.files)) fail('files must be a list')
+  if (raw.files.length > MAX_FILES) fail('too many files')
+  const files: ManifestFile[] = []
+  const paths = new Set<string>()
+  const dirs = new Set<string>()
+  for (const [n, f] of raw.files.entries()) {
+    const where = `files[${n}]`
+    if (!isObj(f)) fail(`${where} must be a map`)
+    const path = str(f.path, `${where}.path`, 4096)
+    let normal: string
+    try {
+      normal = normalizeManifestPath(path)
+    } catch (err: any) {
+      fail(`${where}.path: ${err.message}`)
+    }
+    if (normal !== path) fail(`${where}.path is not normalised`)
+    if (paths.has(path) || dirs.has(path)) fail(`${where}.path ${JSON.stringify(path)} collides with another entry`)
+    const parts = path.split('/')
+    for (let k = 1; k < parts.length; k++) {
+      const d = parts.slice(0, k).join('/')
+      if (paths.has(d)) fail(`${where}.path ${JSON.stringify(path)} is inside a file ${JSON.stringify(d)}`)
+      dirs.add(d)
+    }
+    paths.add(path)
+    const size = uint(f.size, `${where}.size`)
+    const mode = uint(f.mode, `${where}.mode`)
+    if (mode > 0o777) fail(`${where}.mode has bits beyond 0777`)
+    const chunks = bytes(f.chunks, `${where}.chunks`)
+    const sizeBytes = bytes(f.sizes, `${where}.sizes`)
+    if (chunks.byteLength % DIGEST_LENGTH !== 0) fail(`${where}.chunks is not a list of 32-byte digests`)
+    const count = chunks.byteLength / DIGEST_LENGTH
+    if (sizeBytes.byteLength !== count * 4) fail(`${where}.sizes does not match its chunk count`)
+    const chunkSizes = unpackSizes(sizeBytes)
+    let sum = 0
+    for (const s of chunkSizes) {
+      if (s === 0 || s > chunker.maxSize) fail(`${where} has a chunk of ${s} bytes (limit ${chunker.maxSize})`)
+      sum += s
+    }
+    if (sum !== size) fail(`${where}.size ${size} is not the sum of its chunks (${sum})`)
+    const file: ManifestFile = { path, size, mode, chunks, chunkSizes }
+    if (f.upstream !== undefined) file.upstream = decodeUpstream(f.upstream, where)
+    files.push(file)
+  }
+  if (!Array.isArray(raw.encodings)) fail('encodings must be a list')
+  const encodings: DeltaEncoding[] = raw.encodings.map((e: unknown, n: number) => {
+    const where = `encodings[${n}]`
+    if (!isObj(e)) fail(`${where} must be a map`)
+    const target = bytes(e.target, `${where}.target`)
+    const object = bytes(e.object, `${where}.object`)
+    if (target.byteLength !== DIGEST_LENGTH || object.byteLength !== DIGEST_LENGTH) fail(`${where} digests must be 32 bytes`)
+    if (!Array.isArray(e.bases) || e.bases.length > 16) fail(`${where}.bases must be a list of at most 16 digests`)
+    const bases = e.bases.map((b: unknown) => {
+      const d = bytes(b, `${where}.bases[]`)
+      if (d.byteLength !== DIGEST_LENGTH) fail(`${where}.bases digests must be 32 bytes`)
+      return d
+    })
+    return { target, object, size: uint(e.size, `${where}.size`), bases, kind: str(e.kind, `${where}.kind`, 64) }
+  })
+  return { format: 1, dataset, version, chunker, files, encodings, createdAt: uint(raw.createdAt, 'createdAt') }
+}
+
+/** Check bytes against the CID they were asked for, then decode them. */
+export function verifyManifest (cid: CID, data: Uint8Array): Manifest {
+  const expected = manifestCid(data)
+  if (!expected.equals(cid)) throw new HashMismatchError(`manifest bytes do not match ${String(cid)}`)
+  return decodeManifest(data)
+}
+
+export interface ChunkIndex {
+  count: number
+  /** n*32 bytes */
+  digests: Uint8Array
+  sizes: Uint32Array
+  totalBytes: number
+  digestAt: (i: number) => Uint8Array
+  indexOf: (digest: Uint8Array) => number
+}
+
+/** The deduplicated chunk list of a manifest, in order of first appearance: the have-bitmap order. */
+export function manifestChunkIndex (m: Manifest): ChunkIndex {
+  const seen = new Map<string, number>()
+  let total = 0
+  for (const f of m.files) total += f.chunkSizes.length
+  const digests = new Uint8Array(total * DIGEST_LENGTH)
+  const sizes = new Uint32Array(total)
+  let count = 0
+  let totalBytes = 0
+  for (const f of m.files) {
+    for (let i = 0; i < f.chunkSizes.length; i++) {
+      const d = f.chunks.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH)
+      const key = digestHex(d)
+      if (seen.has(key)) continue
+      seen.set(key, count)
+      digests.set(d, count * DIGEST_LENGTH)
+      sizes[count] = f.chunkSizes[i]
+      totalBytes += f.chunkSizes[i]
+      count++
+    }
+  }
+  const packed = digests.slice(0, count * DIGEST_LENGTH)
+  return {
+    count,
+    digests: packed,
+    sizes: sizes.slice(0, count),
+    totalBytes,
+    digestAt: (i: number) => packed.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH),
+    indexOf: (digest: Uint8Array) => seen.get(digestHex(digest)) ?? -1
+  }
+}
+
+export { CID }

@@ -1,0 +1,40 @@
+// Typed errors of the store. Each has a stable `code` shared with the API and the CLI.
+
+class CodedError extends Error {
+  readonly code: string
+  constructor (code: string, name: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+    this.name = name
+  }
+}
+
+export class StoreLockedError extends CodedError {
+  static name = 'StoreLockedError'
+  constructor (dir: string, options?: ErrorOptions) { super('STORE_LOCKED', 'StoreLockedError', `another heraldd is using this data directory (${dir})`, options) }
+}
+
+export class SchemaVersionError extends CodedError {
+  static name = 'SchemaVersionError'
+  constructor (message: string) { super('SCHEMA_VERSION', 'SchemaVersionError', message) }
+}
+
+export class StoreCorruptError extends CodedError {
+  static name = 'StoreCorruptError'
+  constructor (message: string, options?: ErrorOptions) { super('STORE_CORRUPT', 'StoreCorruptError', message, options) }
+}
+
+export class DiskFullError extends CodedError {
+  static name = 'DiskFullError'
+  constructor (message: string, options?: ErrorOptions) { super('DISK_FULL', 'DiskFullError', message, options) }
+}
+
+export class StoreClosedError extends CodedError {
+  static name = 'StoreClosedError'
+  constructor () { super('STORE_CLOSED', 'StoreClosedError', 'the store is closed') }
+}
+
+export class MissingChunkError extends CodedError {
+  static name = 'MissingChunkError'
+  constructor (message: string) { super('NOT_FOUND', 'MissingChunkError', message) }
+}

@@ -1,0 +1,29 @@
+// Import from files already on disk (e.g. an older release downloaded by FTP): chunk them with the
+// shipped chunker into the store, so that a later fetch only moves the delta. Imported chunks are not
+// pinned: pin a release that references them (or fetch one, which pins) before running gc.
+import { chunkStream, DEFAULT_CHUNKER, type ChunkerParams } from '../protocol/chunker.js'
+import { sha256 } from '../protocol/cid.js'
+import { walkRelease } from '../protocol/ingest.js'
+import type { Store } from './store.js'
+
+export interface ImportResult {
+  files: number
+  chunks: number
+  newChunks: number
+  bytes: number
+}
+
+export async function importDirectory (store: Store, dir: string, params: ChunkerParams = DEFAULT_CHUNKER): Promise<ImportResult> {
+  return await store.withFetch(async () => {
+    const result: ImportResult = { files: 0, chunks: 0, newChunks: 0, bytes: 0 }
+    for await (const file of walkRelease(dir)) {
+      result.files++
+      for await (const chunk of chunkStream(file.open(), params)) {
+        result.chunks++
+        result.bytes += chunk.byteLength
+        if (await store.putChunk(sha256(chunk), chunk)) result.newChunks++
+      }
+    }
+    return result
+  })
+}

@@ -1,0 +1,168 @@
+// Append-only pack files holding chunk bytes. LevelDB indexes them (digest → pack, offset, length) and
+// records each pack's committed length in the same batch as the index entries, so a crash between a pack
+// append and its index write leaves only an unreferenced tail, cut off at the next open.
+import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DiskFullError, StoreCorruptError } from './errors.js'
+
+export interface Location {
+  pack: number
+  offset: number
+  length: number
+}
+
+const PACK_RE = /^pack-(\d{8})\.dat$/
+
+export function packName (id: number): string {
+  return `pack-${String(id).padStart(8, '0')}.dat`
+}
+
+export function encodeLocation (loc: Location): Uint8Array {
+  const out = new Uint8Array(16)
+  const dv = new DataView(out.buffer)
+  dv.setUint32(0, loc.pack, true)
+  dv.setFloat64(4, loc.offset, true)
+  dv.setUint32(12, loc.length, true)
+  return out
+}
+
+export function decodeLocation (b: Uint8Array): Location {
+  if (b.byteLength !== 16) throw new StoreCorruptError('chunk index entry is not 16 bytes')
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  return { pack: dv.getUint32(0, true), offset: dv.getFloat64(4, true), length: dv.getUint32(12, true) }
+}
+
+export class PackSet {
+  readonly dir: string
+  readonly maxBytes: number
+  /** committed or pending length of each pack */
+  readonly sizes = new Map<number, number>()
+  #active = 0
+  #writer?: FileHandle
+  #readers = new Map<number, FileHandle>()
+  #tail: Promise<unknown> = Promise.resolve()
+
+  private constructor (dir: string, maxBytes: number) {
+    this.dir = dir
+    this.maxBytes = maxBytes
+  }
+
+  /** Open the packs, cutting each back to its committed length (from the index). */
+  static async open (dir: string, committed: Map<number, number>, maxBytes: number): Promise<PackSet> {
+    await mkdir(dir, { recursive: true })
+    const set = new PackSet(dir, maxBytes)
+    for (const name of await readdir(dir)) {
+      const m = PACK_RE.exec(name)
+      if (m == null) continue
+      const id = Number(m[1])
+      const path = join(dir, name)
+      const end = committed.get(id)
+      const size = (await stat(path)).size
+      if (end === undefined) {
+        await rm(path, { force: true })
+        continue
+      }
+      if (size < end) throw new StoreCorruptError(`${name} is ${size} bytes but the index references ${end}`)
+      if (size > end) await truncate(path, end)
+      set.sizes.set(id, end)
+    }
+    set.#active = Math.max(0, ...set.sizes.keys())
+    return set
+  }
+
+  get activeId (): number { return this.#active }
+  get totalBytes (): number { let n = 0; for (const s of this.sizes.values()) n += s; return n }
+
+  async #openWriter (): Promise<FileHandle> {
+    if (this.#writer != null && (this.sizes.get(this.#active) ?? 0) < this.maxBytes) return this.#writer
+    if (this.#writer != null) {
+      await this.#writer.sync()
+      await this.#writer.close()
+      this.#writer = undefined
+    }
+    if (this.#active === 0 || (this.sizes.get(this.#active) ?? 0) >= this.maxBytes) {
+      this.#active++
+      this.sizes.set(this.#active, 0)
+    }
+    this.#writer = await open(join(this.dir, packName(this.#active)), 'a')
+    return this.#writer
+  }
+
+  /** Append bytes; appends are serialised so that offsets are exact. */
+  async append (bytes: Uint8Array): Promise<Location> {
+    const run = this.#tail.then(async () => {
+      const fh = await this.#openWriter()
+      const pack = this.#active
+      const offset = this.sizes.get(pack) ?? 0
+      try {
+        let written = 0
+        while (written < bytes.byteLength) {
+          const r = await fh.write(bytes, written, bytes.byteLength - written)
+          written += r.bytesWritten
+        }
+      } catch (err: any) {
+        // leave the pack as it was: the partial tail is cut off
+        await truncate(join(this.dir, packName(pack)), offset).catch(() => {})
+        if (err.code === 'ENOSPC' || err.code === 'EDQUOT') throw new DiskFullError(`disk full writing ${packName(pack)}`, { cause: err })
+        throw err
+      }
+      this.sizes.set(pack, offset + bytes.byteLength)
+      return { pack, offset, length: bytes.byteLength }
+    })
+    this.#tail = run.catch(() => {})
+    return await run
+  }
+
+  async sync (): Promise<void> {
+    await this.#tail
+    await this.#writer?.datasync()
+  }
+
+  async read (loc: Location): Promise<Uint8Array> {
+    let fh = this.#readers.get(loc.pack)
+    if (fh == null) {
+      fh = await open(join(this.dir, packName(loc.pack)), 'r')
+      this.#readers.set(loc.pack, fh)
+    }
+    const buf = new Uint8Array(loc.length)
+    let got = 0
+    while (got < loc.length) {
+      const r = await fh.read(buf, got, loc.length - got, loc.offset + got)
+      if (r.bytesRead === 0) throw new StoreCorruptError(`${packName(loc.pack)} ends before offset ${loc.offset + loc.length}`)
+      got += r.bytesRead
+    }
+    return buf
+  }
+
+  /** Start a fresh pack for subsequent appends (used by GC before rewriting). */
+  async rotate (): Promise<void> {
+    await this.#tail
+    if (this.#writer != null) {
+      await this.#writer.sync()
+      await this.#writer.close()
+      this.#writer = undefined
+    }
+    if ((this.sizes.get(this.#active) ?? 0) > 0 || this.#active === 0) {
+      this.#active++
+      this.sizes.set(this.#active, 0)
+    }
+  }
+
+  async remove (id: number): Promise<void> {
+    await this.#readers.get(id)?.close()
+    this.#readers.delete(id)
+    this.sizes.delete(id)
+    await rm(join(this.dir, packName(id)), { force: true })
+  }
+
+  async close (): Promise<void> {
+    await this.#tail
+    if (this.#writer != null) {
+      await this.#writer.sync()
+      await this.#writer.close()
+      this.#writer = undefined
+    }
+    for (const fh of this.#readers.values()) await fh.close()
+    this.#readers.clear()
+  }
+}

@@ -1,0 +1,433 @@
+// The store: LevelDB is the system of record (chunk index, manifests, release records, pins with
+// refcounts, `current` pointers, fetch progress, schema version); chunk bytes live in append-only pack
+// files indexed from LevelDB (see docs/STORAGE.md for the measurement behind that choice).
+// Writes are verify-then-commit: bytes that do not hash to their digest are never stored.
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { digestHex, verifyDigest } from '../protocol/cid.js'
+import { checkNotReplay } from '../protocol/release.js'
+import { DiskFullError, SchemaVersionError, StoreClosedError, StoreLockedError } from './errors.js'
+import { HashMismatchError } from '../protocol/errors.js'
+import { decodeLocation, encodeLocation, PackSet, type Location } from './packs.js'
+import { RwLock } from './rwlock.js'
+import type { CID } from 'multiformats/cid'
+
+export const SCHEMA_VERSION = 1
+/** packs roll over at 1 GiB: big enough to keep file counts low, small enough for GC to rewrite */
+export const DEFAULT_PACK_MAX_BYTES = 1024 * 1024 * 1024
+/** GC rewrites a pack whose dead share is above this */
+const GC_REWRITE_THRESHOLD = 0.5
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+// one prefix per bucket
+const P = {
+  chunk: 'c/',
+  ref: 'f/',
+  manifest: 'm/',
+  release: 'r/',
+  pin: 'p/',
+  current: 'cur/',
+  progress: 'g/',
+  packEnd: 'k/',
+  meta: 'meta/'
+}
+
+function key (prefix: string, rest: string | Uint8Array): Uint8Array {
+  const p = enc.encode(prefix)
+  const r = typeof rest === 'string' ? enc.encode(rest) : rest
+  const out = new Uint8Array(p.byteLength + r.byteLength)
+  out.set(p)
+  out.set(r, p.byteLength)
+  return out
+}
+
+function upperBound (prefix: string): Uint8Array {
+  const p = enc.encode(prefix)
+  p[p.byteLength - 1]++
+  return p
+}
+
+export interface StoreOptions {
+  packMaxBytes?: number
+}
+
+export interface StoreStats {
+  chunks: number
+  bytes: number
+  diskBytes: number
+  manifests: number
+  releases: number
+  pins: number
+}
+
+export interface ReleaseEntry {
+  dataset: string
+  version: string
+  seq: number
+  manifestCid: string
+  publishedAt: number
+}
+
+type DB = Level<Uint8Array, Uint8Array>
+
+export class Store {
+  readonly dir: string
+  readonly #db: DB
+  readonly #packs: PackSet
+  readonly #lock = new RwLock()
+  readonly #pending = new Map<string, Promise<boolean>>()
+  #stats: { chunks: number, bytes: number, manifests: number, releases: number, pins: number }
+  #closed = false
+
+  private constructor (dir: string, db: DB, packs: PackSet, stats: Store['#stats']) {
+    this.dir = dir
+    this.#db = db
+    this.#packs = packs
+    this.#stats = stats
+  }
+
+  static async open (dir: string, opts: StoreOptions = {}): Promise<Store> {
+    await mkdir(dir, { recursive: true })
+    const db: DB = new Level<Uint8Array, Uint8Array>(join(dir, 'index'), { keyEncoding: 'view', valueEncoding: 'view' })
+    try {
+      await db.open()
+    } catch (err: any) {
+      if (err.code === 'LEVEL_LOCKED' || err.cause?.code === 'LEVEL_LOCKED') throw new StoreLockedError(dir, { cause: err })
+      throw err
+    }
+    try {
+      const schemaKey = key(P.meta, 'schema')
+      const schema = await db.get(schemaKey)
+      if (schema === undefined) {
+        await db.put(schemaKey, enc.encode(String(SCHEMA_VERSION)))
+      } else if (Number(dec.decode(schema)) !== SCHEMA_VERSION) {
+        throw new SchemaVersionError(`store schema ${dec.decode(schema)} in ${dir} is not the supported ${SCHEMA_VERSION}: use a heraldd that supports it, or restore a backup`)
+      }
+      const committed = new Map<number, number>()
+      for await (const [k, v] of db.iterator({ gte: key(P.packEnd, ''), lt: upperBound(P.packEnd) })) {
+        committed.set(Number(dec.decode(k.subarray(P.packEnd.length))), Number(dec.decode(v)))
+      }
+      const packs = await PackSet.open(join(dir, 'packs'), committed, opts.packMaxBytes ?? DEFAULT_PACK_MAX_BYTES)
+      const raw = await db.get(key(P.meta, 'stats'))
+      const stats = raw !== undefined ? JSON.parse(dec.decode(raw)) : { chunks: 0, bytes: 0, manifests: 0, releases: 0, pins: 0 }
+      return new Store(dir, db, packs, stats)
+    } catch (err) {
+      await db.close()
+      throw err
+    }
+  }
+
+  #check (): void { if (this.#closed) throw new StoreClosedError() }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await Promise.allSettled(this.#pending.values())
+    await this.#packs.close()
+    await this.#db.close()
+  }
+
+  #statsOp (): { type: 'put', key: Uint8Array, value: Uint8Array } {
+    return { type: 'put', key: key(P.meta, 'stats'), value: enc.encode(JSON.stringify(this.#stats)) }
+  }
+
+  // ---- chunks --------------------------------------------------------------------------------------
+
+  /** Verify and store a chunk; true if it was new. */
+  async putChunk (digest: Uint8Array, bytes: Uint8Array): Promise<boolean> {
+    this.#check()
+    if (!verifyDigest(digest, bytes)) throw new HashMismatchError(`chunk bytes do not hash to ${digestHex(digest)}`)
+    const k = digestHex(digest)
+    const inFlight = this.#pending.get(k)
+    if (inFlight != null) { await inFlight; return false }
+    const run = (async () => {
+      if ((await this.#db.get(key(P.chunk, digest))) !== undefined) return false
+      const loc = await this.#packs.append(bytes)
+      this.#stats.chunks++
+      this.#stats.bytes += bytes.byteLength
+      try {
+        await this.#db.batch([
+          { type: 'put', key: key(P.chunk, digest), value: encodeLocation(loc) },
+          { type: 'put', key: key(P.packEnd, String(loc.pack)), value: enc.encode(String(loc.offset + loc.length)) },
+          this.#statsOp()
+        ])
+      } catch (err: any) {
+        this.#stats.chunks--
+        this.#stats.bytes -= bytes.byteLength
+        if (err.code === 'ENOSPC' || /No space left/.test(String(err.message))) throw new DiskFullError('disk full writing the chunk index', { cause: err })
+        throw err
+      }
+      return true
+    })()
+    this.#pending.set(k, run)
+    try {
+      return await run
+    } finally {
+      this.#pending.delete(k)
+    }
+  }
+
+  async #location (digest: Uint8Array): Promise<Location | undefined> {
+    const v = await this.#db.get(key(P.chunk, digest))
+    return v === undefined ? undefined : decodeLocation(v)
+  }
+
+  async getChunk (digest: Uint8Array): Promise<Uint8Array | undefined> {
+    this.#check()
+    const loc = await this.#location(digest)
+    return loc === undefined ? undefined : await this.#packs.read(loc)
+  }
+
+  async hasChunk (digest: Uint8Array): Promise<boolean> {
+    this.#check()
+    return (await this.#db.get(key(P.chunk, digest))) !== undefined
+  }
+
+  async chunkSize (digest: Uint8Array): Promise<number | undefined> {
+    return (await this.#location(digest))?.length
+  }
+
+  /** Bitmap (MSB first) of which of the n*32-byte digests are held. */
+  async hasChunks (digests: Uint8Array): Promise<Uint8Array> {
+    this.#check()
+    const n = digests.byteLength / 32
+    const out = new Uint8Array(Math.ceil(n / 8))
+    const BATCH = 4096
+    for (let start = 0; start < n; start += BATCH) {
+      const keys: Uint8Array[] = []
+      for (let i = start; i < Math.min(n, start + BATCH); i++) keys.push(key(P.chunk, digests.subarray(i * 32, i * 32 + 32)))
+      const values = await this.#db.getMany(keys)
+      values.forEach((v, j) => { if (v !== undefined) { const i = start + j; out[i >> 3] |= 0x80 >> (i & 7) } })
+    }
+    return out
+  }
+
+  // ---- manifests and release records ---------------------------------------------------------------
+
+  async putManifest (cid: CID, bytes: Uint8Array): Promise<void> {
+    this.#check()
+    const k = key(P.manifest, cid.toString())
+    if ((await this.#db.get(k)) !== undefined) return
+    this.#stats.manifests++
+    await this.#db.batch([{ type: 'put', key: k, value: bytes }, this.#statsOp()])
+  }
+
+  async getManifest (cid: CID): Promise<Uint8Array | undefined> {
+    this.#check()
+    return await this.#db.get(key(P.manifest, cid.toString()))
+  }
+
+  async putRelease (rec: { dataset: string, version: string, seq: number, manifestCid: CID, publishedAt: number }, signedBytes: Uint8Array): Promise<void> {
+    this.#check()
+    const k = key(P.release, `${rec.dataset}@${rec.version}`)
+    const prev = await this.#db.get(k)
+    let prevEntry: (ReleaseEntry & { bytes: string }) | undefined
+    if (prev !== undefined) {
+      prevEntry = JSON.parse(dec.decode(prev))
+      checkNotReplay(prevEntry, rec)
+      if (prevEntry!.seq === rec.seq) return
+    }
+    const entry = { dataset: rec.dataset, version: rec.version, seq: rec.seq, manifestCid: rec.manifestCid.toString(), publishedAt: rec.publishedAt, bytes: Buffer.from(signedBytes).toString('base64') }
+    if (prevEntry === undefined) this.#stats.releases++
+    await this.#db.batch([{ type: 'put', key: k, value: enc.encode(JSON.stringify(entry)) }, this.#statsOp()])
+  }
+
+  async getRelease (dataset: string, version: string): Promise<Uint8Array | undefined> {
+    this.#check()
+    const v = await this.#db.get(key(P.release, `${dataset}@${version}`))
+    if (v === undefined) return undefined
+    return new Uint8Array(Buffer.from(JSON.parse(dec.decode(v)).bytes, 'base64'))
+  }
+
+  async listReleases (): Promise<ReleaseEntry[]> {
+    this.#check()
+    const out: ReleaseEntry[] = []
+    for await (const v of this.#db.values({ gte: key(P.release, ''), lt: upperBound(P.release) })) {
+      const { dataset, version, seq, manifestCid, publishedAt } = JSON.parse(dec.decode(v))
+      out.push({ dataset, version, seq, manifestCid, publishedAt })
+    }
+    return out
+  }
+
+  // ---- pins ----------------------------------------------------------------------------------------
+
+  /** Pin a release: every distinct chunk of it gains one reference. Idempotent. */
+  async pin (dataset: string, version: string, chunks: Uint8Array): Promise<void> {
+    this.#check()
+    const pk = key(P.pin, `${dataset}@${version}`)
+    if ((await this.#db.get(pk)) !== undefined) return
+    const unique = uniqueDigests(chunks)
+    const ops: Array<{ type: 'put', key: Uint8Array, value: Uint8Array }> = []
+    const refKeys = unique.map(d => key(P.ref, d))
+    const BATCH = 4096
+    for (let s = 0; s < refKeys.length; s += BATCH) {
+      const ks = refKeys.slice(s, s + BATCH)
+      const vals = await this.#db.getMany(ks)
+      vals.forEach((v, j) => ops.push({ type: 'put', key: ks[j], value: enc.encode(String((v === undefined ? 0 : Number(dec.decode(v))) + 1)) }))
+    }
+    const packed = new Uint8Array(unique.length * 32)
+    unique.forEach((d, i) => packed.set(d, i * 32))
+    ops.push({ type: 'put', key: pk, value: packed })
+    this.#stats.pins++
+    ops.push(this.#statsOp())
+    await this.#db.batch(ops)
+  }
+
+  async unpin (dataset: string, version: string): Promise<boolean> {
+    this.#check()
+    const pk = key(P.pin, `${dataset}@${version}`)
+    const packed = await this.#db.get(pk)
+    if (packed === undefined) return false
+    const ops: Array<{ type: 'put' | 'del', key: Uint8Array, value?: Uint8Array }> = []
+    const n = packed.byteLength / 32
+    const refKeys = Array.from({ length: n }, (_, i) => key(P.ref, packed.subarray(i * 32, i * 32 + 32)))
+    const BATCH = 4096
+    for (let s = 0; s < n; s += BATCH) {
+      const ks = refKeys.slice(s, s + BATCH)
+      const vals = await this.#db.getMany(ks)
+      vals.forEach((v, j) => {
+        const count = (v === undefined ? 0 : Number(dec.decode(v))) - 1
+        ops.push(count > 0 ? { type: 'put', key: ks[j], value: enc.encode(String(count)) } : { type: 'del', key: ks[j] })
+      })
+    }
+    ops.push({ type: 'del', key: pk })
+    this.#stats.pins--
+    ops.push(this.#statsOp())
+    await this.#db.batch(ops as any)
+    return true
+  }
+
+  async isPinned (dataset: string, version: string): Promise<boolean> {
+    this.#check()
+    return (await this.#db.get(key(P.pin, `${dataset}@${version}`))) !== undefined
+  }
+
+  async listPins (): Promise<Array<{ dataset: string, version: string }>> {
+    this.#check()
+    const out: Array<{ dataset: string, version: string }> = []
+    for await (const k of this.#db.keys({ gte: key(P.pin, ''), lt: upperBound(P.pin) })) {
+      const name = dec.decode(k.subarray(P.pin.length))
+      const at = name.indexOf('@')
+      out.push({ dataset: name.slice(0, at), version: name.slice(at + 1) })
+    }
+    return out
+  }
+
+  async refcount (digest: Uint8Array): Promise<number> {
+    const v = await this.#db.get(key(P.ref, digest))
+    return v === undefined ? 0 : Number(dec.decode(v))
+  }
+
+  // ---- fetch lease and GC --------------------------------------------------------------------------
+
+  /** Run a fetch or publish: GC cannot run meanwhile, so chunks stored but not yet pinned are safe. */
+  async withFetch<T> (fn: () => Promise<T>): Promise<T> {
+    this.#check()
+    return await this.#lock.read(fn)
+  }
+
+  /** Delete every chunk no pin references; rewrite packs that are mostly dead. */
+  async gc (): Promise<{ chunksFreed: number, bytesFreed: number, seconds: number }> {
+    this.#check()
+    return await this.#lock.write(async () => {
+      const started = performance.now()
+      let chunksFreed = 0
+      let bytesFreed = 0
+      const live = new Map<number, number>()
+      const dead: Uint8Array[] = []
+      for await (const [k, v] of this.#db.iterator({ gte: key(P.chunk, ''), lt: upperBound(P.chunk) })) {
+        const digest = k.subarray(P.chunk.length)
+        const loc = decodeLocation(v)
+        if ((await this.#db.get(key(P.ref, digest))) === undefined) {
+          dead.push(k)
+          chunksFreed++
+          bytesFreed += loc.length
+        } else {
+          live.set(loc.pack, (live.get(loc.pack) ?? 0) + loc.length)
+        }
+      }
+      this.#stats.chunks -= chunksFreed
+      this.#stats.bytes -= bytesFreed
+      for (let s = 0; s < dead.length; s += 4096) {
+        await this.#db.batch([...dead.slice(s, s + 4096).map(k => ({ type: 'del' as const, key: k })), this.#statsOp()])
+      }
+      // reclaim disk: drop empty packs, rewrite mostly-dead ones into a fresh pack
+      await this.#packs.rotate()
+      for (const [id, size] of [...this.#packs.sizes]) {
+        if (id === this.#packs.activeId) continue
+        const liveBytes = live.get(id) ?? 0
+        if (liveBytes === 0) {
+          await this.#db.del(key(P.packEnd, String(id)))
+          await this.#packs.remove(id)
+        } else if (size > 0 && 1 - liveBytes / size > GC_REWRITE_THRESHOLD) {
+          await this.#rewritePack(id)
+        }
+      }
+      return { chunksFreed, bytesFreed, seconds: (performance.now() - started) / 1000 }
+    })
+  }
+
+  async #rewritePack (id: number): Promise<void> {
+    for await (const [k, v] of this.#db.iterator({ gte: key(P.chunk, ''), lt: upperBound(P.chunk) })) {
+      const loc = decodeLocation(v)
+      if (loc.pack !== id) continue
+      const bytes = await this.#packs.read(loc)
+      const moved = await this.#packs.append(bytes)
+      await this.#db.batch([
+        { type: 'put', key: k, value: encodeLocation(moved) },
+        { type: 'put', key: key(P.packEnd, String(moved.pack)), value: enc.encode(String(moved.offset + moved.length)) }
+      ])
+    }
+    await this.#packs.sync()
+    await this.#db.del(key(P.packEnd, String(id)))
+    await this.#packs.remove(id)
+  }
+
+  // ---- current pointer, progress, small state ------------------------------------------------------
+
+  async setCurrent (dataset: string, version: string): Promise<void> {
+    this.#check()
+    await this.#db.put(key(P.current, dataset), enc.encode(version))
+  }
+
+  async getCurrent (dataset: string): Promise<string | undefined> {
+    this.#check()
+    const v = await this.#db.get(key(P.current, dataset))
+    return v === undefined ? undefined : dec.decode(v)
+  }
+
+  async putProgress (k: string, value: Uint8Array | string): Promise<void> {
+    this.#check()
+    await this.#db.put(key(P.progress, k), typeof value === 'string' ? enc.encode(value) : value)
+  }
+
+  async getProgress (k: string): Promise<Uint8Array | undefined> {
+    this.#check()
+    return await this.#db.get(key(P.progress, k))
+  }
+
+  async deleteProgress (k: string): Promise<void> {
+    this.#check()
+    await this.#db.del(key(P.progress, k))
+  }
+
+  async stats (): Promise<StoreStats> {
+    return { ...this.#stats, diskBytes: this.#packs.totalBytes }
+  }
+}
+
+function uniqueDigests (chunks: Uint8Array): Uint8Array[] {
+  const seen = new Set<string>()
+  const out: Uint8Array[] = []
+  for (let i = 0; i < chunks.byteLength / 32; i++) {
+    const d = chunks.subarray(i * 32, i * 32 + 32)
+    const h = digestHex(d)
+    if (seen.has(h)) continue
+    seen.add(h)
+    out.push(d)
+  }
+  return out
+}

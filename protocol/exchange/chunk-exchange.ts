@@ -1,0 +1,182 @@
+// /herald/chunk/1.0.0: one stream per batch. The client sends a ChunkRequest naming up to 64 digests; the
+// server answers one ChunkResponse per digest, in order (the bytes, or NOT_FOUND / RATE_LIMITED / ERROR),
+// reading each chunk from its store only when the previous one has been written out (backpressure), and
+// closes. The client verifies nothing itself: the caller checks every chunk against its digest.
+import { lpStream } from '@libp2p/utils'
+import { logger } from '@libp2p/logger'
+import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import { MalformedMessageError } from './errors.js'
+import { decodeChunkRequest, decodeChunkResponse, encodeChunkRequest, encodeChunkResponse, Encoding, MAX_BATCH, MAX_CHUNK_FRAME, Status } from './messages.js'
+import { TokenBucket } from './token-bucket.js'
+
+const log = logger('herald:chunk')
+
+export const CHUNK_PROTOCOL_VERSION = '1.0.0'
+/** one batch stream, end to end: generous, a capped seed may be slow */
+const DEFAULT_TIMEOUT = 60_000
+const DEFAULT_MAX_INFLIGHT_PER_PEER = 8
+/** streams (and so batches) at once, per connection */
+const MAX_STREAMS = 64
+
+export interface ChunkExchangeInit {
+  protocolPrefix?: string
+  getChunk: (digest: Uint8Array) => Promise<Uint8Array | undefined>
+  policy?: (peer: PeerId, digest: Uint8Array) => 'serve' | 'not-found' | 'rate-limited'
+  uploadBytesPerSecond?: number
+  maxInflightPerPeer?: number
+  maxBatch?: number
+  timeout?: number
+  onServed?: (peer: PeerId, digest: Uint8Array, bytes: number) => void
+  onPeerMisbehaved?: (peer: PeerId, reason: string) => void
+}
+
+export interface ChunkExchangeComponents {
+  registrar: Registrar
+  connectionManager: ConnectionManager
+}
+
+export interface ChunkReply {
+  digest: Uint8Array
+  status: 'ok' | 'not-found' | 'rate-limited' | 'error'
+  bytes?: Uint8Array
+  wireBytes: number
+}
+
+export interface ChunkExchange {
+  fetch: (peer: PeerId, digests: Uint8Array[], options?: { signal?: AbortSignal }) => AsyncGenerator<ChunkReply>
+}
+
+const STATUS_NAME: Record<number, ChunkReply['status']> = {
+  [Status.OK]: 'ok',
+  [Status.NOT_FOUND]: 'not-found',
+  [Status.RATE_LIMITED]: 'rate-limited'
+}
+
+class DefaultChunkExchange implements ChunkExchange, Startable {
+  readonly protocol: string
+  readonly #components: ChunkExchangeComponents
+  readonly #init: ChunkExchangeInit
+  readonly #timeout: number
+  readonly #maxInflight: number
+  readonly #maxBatch: number
+  readonly #bucket: TokenBucket
+  readonly #inflight = new Map<string, number>()
+
+  constructor (components: ChunkExchangeComponents, init: ChunkExchangeInit) {
+    this.#components = components
+    this.#init = init
+    this.protocol = `${init.protocolPrefix ?? '/herald'}/chunk/${CHUNK_PROTOCOL_VERSION}`
+    this.#timeout = init.timeout ?? DEFAULT_TIMEOUT
+    this.#maxInflight = init.maxInflightPerPeer ?? DEFAULT_MAX_INFLIGHT_PER_PEER
+    this.#maxBatch = Math.min(init.maxBatch ?? MAX_BATCH, MAX_BATCH)
+    this.#bucket = new TokenBucket(init.uploadBytesPerSecond ?? 0)
+  }
+
+  async start (): Promise<void> {
+    await this.#components.registrar.handle(this.protocol, (stream, connection) => {
+      this.#handle(stream, connection).catch(err => {
+        if (err instanceof TypeError || err instanceof RangeError) throw err
+        log('chunk stream from %p failed: %s', connection.remotePeer, err.message)
+      })
+    }, { maxInboundStreams: MAX_STREAMS, maxOutboundStreams: MAX_STREAMS })
+  }
+
+  async stop (): Promise<void> {
+    await this.#components.registrar.unhandle(this.protocol)
+  }
+
+  async #handle (stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer
+    const key = peer.toString()
+    const signal = AbortSignal.timeout(this.#timeout)
+    const lp = lpStream(stream, { maxDataLength: 3 + MAX_BATCH * 32 })
+    const inflight = (this.#inflight.get(key) ?? 0) + 1
+    this.#inflight.set(key, inflight)
+    try {
+      let digests: Uint8Array[]
+      try {
+        digests = decodeChunkRequest(await lp.read({ signal }))
+      } catch (err: any) {
+        if (err instanceof MalformedMessageError || err.name === 'InvalidDataLengthError' || err.name === 'InvalidMessageLengthError') {
+          this.#init.onPeerMisbehaved?.(peer, 'malformed_request')
+        }
+        stream.abort(err)
+        return
+      }
+      if (digests.length > this.#maxBatch) {
+        this.#init.onPeerMisbehaved?.(peer, 'oversized_batch')
+        stream.abort(new MalformedMessageError('batch too large'))
+        return
+      }
+      const overloaded = inflight > this.#maxInflight
+      for (const digest of digests) {
+        let status = overloaded ? Status.RATE_LIMITED : Status.OK
+        let data: Uint8Array | undefined
+        if (status === Status.OK) {
+          const decision = this.#init.policy?.(peer, digest) ?? 'serve'
+          if (decision === 'rate-limited') status = Status.RATE_LIMITED
+          else if (decision === 'not-found') status = Status.NOT_FOUND
+        }
+        if (status === Status.OK) {
+          try {
+            data = await this.#init.getChunk(digest)
+            if (data == null) status = Status.NOT_FOUND
+          } catch (err: any) {
+            log.error('reading chunk for %p failed: %s', peer, err.message)
+            status = Status.ERROR
+            data = undefined
+          }
+        }
+        if (data != null) await this.#bucket.take(data.byteLength, signal)
+        await lp.write(encodeChunkResponse({ status, encoding: Encoding.RAW, digest, data: data ?? new Uint8Array(0) }), { signal })
+        if (data != null) this.#init.onServed?.(peer, digest, data.byteLength)
+      }
+      await stream.close({ signal })
+    } catch (err: any) {
+      stream.abort(err)
+      throw err
+    } finally {
+      const n = (this.#inflight.get(key) ?? 1) - 1
+      if (n <= 0) this.#inflight.delete(key)
+      else this.#inflight.set(key, n)
+    }
+  }
+
+  async * fetch (peer: PeerId, digests: Uint8Array[], options: { signal?: AbortSignal } = {}): AsyncGenerator<ChunkReply> {
+    const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(this.#timeout)]) : AbortSignal.timeout(this.#timeout)
+    const stream = await this.#components.connectionManager.openStream(peer, this.protocol, { signal })
+    const lp = lpStream(stream, { maxDataLength: MAX_CHUNK_FRAME })
+    let finished = false
+    try {
+      await lp.write(encodeChunkRequest(digests), { signal })
+      for (const digest of digests) {
+        const frame = await lp.read({ signal })
+        const wireBytes = frame.byteLength
+        const r = decodeChunkResponse(frame)
+        if (!Buffer.from(r.digest).equals(Buffer.from(digest))) {
+          this.#init.onPeerMisbehaved?.(peer, 'out_of_order')
+          throw new MalformedMessageError('chunk response for a digest that was not next in the request')
+        }
+        if (r.status === Status.OK) {
+          if (r.encoding !== Encoding.RAW) throw new MalformedMessageError(`unsupported chunk encoding ${r.encoding}`)
+          yield { digest, status: 'ok', bytes: r.data, wireBytes }
+        } else {
+          yield { digest, status: STATUS_NAME[r.status] ?? 'error', wireBytes }
+        }
+      }
+      await stream.close({ signal })
+      finished = true
+    } catch (err: any) {
+      stream.abort(err)
+      throw err
+    } finally {
+      // the consumer stopped early (e.g. bad bytes): release the stream
+      if (!finished && stream.status === 'open') stream.abort(new Error('batch abandoned'))
+    }
+  }
+}
+
+export function chunkExchange (init: ChunkExchangeInit): (components: ChunkExchangeComponents) => ChunkExchange {
+  return (components) => new DefaultChunkExchange(components, init)
+}

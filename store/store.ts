@@ -72,6 +72,7 @@ export interface ReleaseEntry {
 }
 
 type DB = Level<Uint8Array, Uint8Array>
+interface Counters { chunks: number, bytes: number, manifests: number, releases: number, pins: number }
 
 export class Store {
   readonly dir: string
@@ -79,10 +80,10 @@ export class Store {
   readonly #packs: PackSet
   readonly #lock = new RwLock()
   readonly #pending = new Map<string, Promise<boolean>>()
-  #stats: { chunks: number, bytes: number, manifests: number, releases: number, pins: number }
+  #stats: Counters
   #closed = false
 
-  private constructor (dir: string, db: DB, packs: PackSet, stats: Store['#stats']) {
+  private constructor (dir: string, db: DB, packs: PackSet, stats: Counters) {
     this.dir = dir
     this.#db = db
     this.#packs = packs

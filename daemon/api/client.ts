@@ -1,0 +1,118 @@
+// Client of the local API, used by the `herald` CLI, the demo and the tests.
+import type {
+  FetchProgress, FetchRequest, GcResult, PeerInfo, PlanResult, PublishRequest, PublishResult, ReleaseInfo,
+  RollbackResult, StatusInfo, VerifyResult
+} from '../types.js'
+
+export class ApiError extends Error {
+  static name = 'ApiError'
+  readonly code: string
+  readonly status: number
+  constructor (code: string, status: number, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'ApiError'
+    this.code = code
+    this.status = status
+  }
+}
+
+export interface ApiClientOptions {
+  url: string
+  token?: string
+  /** per request, ms (not for event streams) */
+  timeout?: number
+}
+
+export class ApiClient {
+  readonly url: string
+  readonly #token?: string
+  readonly #timeout: number
+
+  constructor (opts: ApiClientOptions) {
+    this.url = opts.url.replace(/\/+$/, '')
+    this.#token = opts.token
+    this.#timeout = opts.timeout ?? 10 * 60_000
+  }
+
+  async #request<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const headers: Record<string, string> = {}
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    if (this.#token != null && method !== 'GET') headers.authorization = `Bearer ${this.#token}`
+    let res: Response
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: signal ?? AbortSignal.timeout(this.#timeout)
+      })
+    } catch (err: any) {
+      throw new ApiError('UNREACHABLE', 0, `cannot reach heraldd at ${this.url} (${String(err.cause?.code ?? err.message)}): is it running? (heraldd start)`, { cause: err })
+    }
+    const text = await res.text()
+    let json: any
+    try {
+      json = text === '' ? undefined : JSON.parse(text)
+    } catch {
+      throw new ApiError('BAD_RESPONSE', res.status, `heraldd answered ${res.status} with a body that is not JSON`)
+    }
+    if (!res.ok) throw new ApiError(json?.code ?? 'HTTP_' + String(res.status), res.status, json?.message ?? `HTTP ${res.status}`)
+    return json as T
+  }
+
+  async health (): Promise<{ status: string }> { return await this.#request('GET', '/healthz') }
+  async ready (): Promise<{ status: string, reasons: string[] }> {
+    try {
+      return await this.#request('GET', '/readyz')
+    } catch (err: any) {
+      if (err.status === 503) return { status: 'not ready', reasons: [] }
+      throw err
+    }
+  }
+
+  async publish (req: PublishRequest): Promise<PublishResult> { return await this.#request('POST', '/v1/publish', req) }
+  async startFetch (req: FetchRequest): Promise<FetchProgress> { return await this.#request('POST', '/v1/fetch', req) }
+  async getFetch (id: string): Promise<FetchProgress> { return await this.#request('GET', `/v1/fetch/${encodeURIComponent(id)}`) }
+  async plan (name: string): Promise<PlanResult> { return await this.#request('GET', `/v1/plan/${encodeURIComponent(name)}`) }
+  async listReleases (): Promise<ReleaseInfo[]> { return await this.#request('GET', '/v1/releases') }
+  async status (): Promise<StatusInfo> { return await this.#request('GET', '/v1/status') }
+  async peers (): Promise<PeerInfo[]> { return await this.#request('GET', '/v1/peers') }
+  async pin (name: string): Promise<ReleaseInfo> { return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/pin`) }
+  async unpin (name: string): Promise<ReleaseInfo> { return await this.#request('DELETE', `/v1/releases/${encodeURIComponent(name)}/pin`) }
+  async gc (): Promise<GcResult> { return await this.#request('POST', '/v1/gc') }
+  async verify (name: string): Promise<VerifyResult> { return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/verify`) }
+  async rollback (dataset: string, to?: string): Promise<RollbackResult> {
+    return await this.#request('POST', `/v1/datasets/${encodeURIComponent(dataset)}/rollback`, to != null ? { to } : {})
+  }
+
+  /** Follow a fetch's progress events until it is done or failed; resolves with the last progress. */
+  async followFetch (id: string, onProgress: (p: FetchProgress) => void, signal?: AbortSignal): Promise<FetchProgress> {
+    let res: Response
+    try {
+      res = await fetch(`${this.url}/v1/fetch/${encodeURIComponent(id)}/events`, { signal })
+    } catch (err: any) {
+      throw new ApiError('UNREACHABLE', 0, `cannot reach heraldd at ${this.url}`, { cause: err })
+    }
+    if (!res.ok || res.body == null) {
+      const json = await res.json().catch(() => undefined) as any
+      throw new ApiError(json?.code ?? 'HTTP_' + String(res.status), res.status, json?.message ?? `HTTP ${res.status}`)
+    }
+    let last: FetchProgress | undefined
+    let buffer = ''
+    const decoder = new TextDecoder()
+    for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(part, { stream: true })
+      let sep: number
+      while ((sep = buffer.indexOf('\n\n')) >= 0) {
+        const event = buffer.slice(0, sep)
+        buffer = buffer.slice(sep + 2)
+        const data = event.split('\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n')
+        if (data === '') continue
+        last = JSON.parse(data) as FetchProgress
+        onProgress(last)
+      }
+    }
+    if (last == null) throw new ApiError('BAD_RESPONSE', 200, 'progress stream ended without an event')
+    return last
+  }
+}

@@ -1,0 +1,144 @@
+import { expect } from 'chai'
+import { CID } from 'multiformats/cid'
+import { sha256 } from '../../../protocol/cid.js'
+import { PeerStats } from '../../../daemon/fetch/peer-stats.js'
+import { FetchScheduler, type Reply, type SchedulerInit } from '../../../daemon/fetch/scheduler.js'
+import { ReleaseSwarm, bitSet } from '../../../daemon/fetch/swarm.js'
+import type { ChunkIndex } from '../../../protocol/manifest.js'
+
+const CID0 = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
+
+function makeChunks (n: number): Uint8Array[] {
+  return Array.from({ length: n }, (_, i) => new TextEncoder().encode(`chunk-${i}-`.repeat(50)))
+}
+
+function makeIndex (chunks: Uint8Array[]): ChunkIndex {
+  const digests = new Uint8Array(chunks.length * 32)
+  chunks.forEach((c, i) => digests.set(sha256(c), i * 32))
+  const sizes = Uint32Array.from(chunks.map(c => c.byteLength))
+  return {
+    count: chunks.length,
+    digests,
+    sizes,
+    totalBytes: chunks.reduce((n, c) => n + c.byteLength, 0),
+    digestAt: (i: number) => digests.subarray(i * 32, i * 32 + 32),
+    indexOf: () => -1
+  } as unknown as ChunkIndex
+}
+
+function full (n: number): Uint8Array { const b = new Uint8Array(Math.ceil(n / 8)); for (let i = 0; i < n; i++) bitSet(b, i); return b }
+
+function setup (n: number, overrides: Partial<SchedulerInit> = {}): { swarm: ReleaseSwarm, chunks: Uint8Array[], init: SchedulerInit, log: Array<{ peer: string, i: number }> } {
+  const chunks = makeChunks(n)
+  const index = makeIndex(chunks)
+  const swarm = new ReleaseSwarm(CID0, index, new Uint8Array(Math.ceil(n / 8)))
+  const log: Array<{ peer: string, i: number }> = []
+  const byDigest = new Map(chunks.map((c, i) => [Buffer.from(sha256(c)).toString('hex'), i]))
+  const init: SchedulerInit = {
+    swarm,
+    stats: new PeerStats(),
+    request: async function * (peer, digests): AsyncGenerator<Reply> {
+      for (const d of digests) {
+        const i = byDigest.get(Buffer.from(d).toString('hex'))!
+        log.push({ peer, i })
+        yield { digest: d, status: 'ok', bytes: chunks[i], wireBytes: chunks[i].byteLength }
+      }
+    },
+    store: async (i, digest, bytes) => {
+      if (Buffer.compare(Buffer.from(sha256(bytes)), Buffer.from(digest)) !== 0) throw Object.assign(new Error('bad'), { code: 'HASH_MISMATCH' })
+      swarm.markHave(i)
+    },
+    onReceived: () => {},
+    maxInflightPerPeer: 2,
+    maxInflight: 8,
+    batchSize: 4,
+    seedDeadlineMs: 200,
+    hedgeAfterMs: 5_000,
+    requestTimeoutMs: 5_000,
+    stallTimeoutMs: 2_000,
+    signal: AbortSignal.timeout(20_000),
+    ...overrides
+  }
+  return { swarm, chunks, init, log }
+}
+
+describe('fetch scheduler', () => {
+  it('should take every chunk from peers and none from the seed when peers hold them all', async () => {
+    const { swarm, init, log } = setup(40)
+    swarm.setRemote('seed', full(40), true)
+    swarm.setRemote('p1', full(40), false)
+    swarm.setRemote('p2', full(40), false)
+    await new FetchScheduler(init).run()
+    expect(swarm.complete).to.equal(true)
+    expect(log.filter(r => r.peer === 'seed')).to.have.length(0)
+    expect(new Set(log.map(r => r.peer))).to.deep.equal(new Set(['p1', 'p2']))
+  })
+
+  it('should ask the seed only for chunks no peer holds, and only after the seed deadline', async () => {
+    const { swarm, init, log } = setup(20)
+    const half = new Uint8Array(3)
+    for (let i = 0; i < 10; i++) bitSet(half, i)
+    swarm.setRemote('seed', full(20), true)
+    swarm.setRemote('p1', half, false)
+    const t0 = Date.now()
+    const times: number[] = []
+    const request = init.request
+    init.request = async function * (peer, digests, signal) {
+      if (peer === 'seed') times.push(Date.now() - t0)
+      yield * request(peer, digests, signal)
+    }
+    await new FetchScheduler(init).run()
+    expect(swarm.complete).to.equal(true)
+    const fromSeed = log.filter(r => r.peer === 'seed').map(r => r.i).sort((a, b) => a - b)
+    expect(fromSeed).to.deep.equal([10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
+    expect(Math.min(...times)).to.be.at.least(190)
+  })
+
+  it('should fetch rarest chunks first', async () => {
+    const { swarm, init, log } = setup(16, { maxInflight: 1, maxInflightPerPeer: 1, batchSize: 1 })
+    const upper = new Uint8Array(2)
+    for (let i = 8; i < 16; i++) bitSet(upper, i)
+    swarm.setRemote('p1', full(16), false)
+    swarm.setRemote('p2', upper, false)
+    // p2 is known to hold chunks 8–15 but is not usable: those chunks are common, 0–7 are rare
+    for (let k = 0; k < 3; k++) init.stats.penalize('p2')
+    await new FetchScheduler(init).run()
+    expect(log.slice(0, 8).map(r => r.i).sort((a, b) => a - b)).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7])
+    expect(log.every(r => r.peer === 'p1')).to.equal(true)
+  })
+
+  it('should penalise a peer that sends bad bytes and complete from another', async () => {
+    const { swarm, init, log } = setup(12)
+    swarm.setRemote('liar', full(12), false)
+    swarm.setRemote('good', full(12), false)
+    const request = init.request
+    init.request = async function * (peer, digests, signal) {
+      if (peer === 'liar') {
+        for (const d of digests) yield { digest: d, status: 'ok', bytes: new Uint8Array([1, 2, 3]), wireBytes: 3 }
+        return
+      }
+      yield * request(peer, digests, signal)
+    }
+    const bad: string[] = []
+    init.onMisbehaviour = (peer) => { bad.push(peer) }
+    await new FetchScheduler(init).run()
+    expect(swarm.complete).to.equal(true)
+    expect(bad[0]).to.equal('liar')
+    expect(init.stats.get('liar').penalties).to.be.greaterThan(0)
+    expect(log.every(r => r.peer === 'good')).to.equal(true)
+  })
+
+  it('should fail with NO_SOURCE when nobody delivers', async () => {
+    const { swarm, init } = setup(4, { stallTimeoutMs: 1_000 })
+    swarm.setRemote('p1', full(4), false)
+    init.request = async function * (_peer, digests) {
+      for (const d of digests) yield { digest: d, status: 'not-found' as const, wireBytes: 0 }
+    }
+    try {
+      await new FetchScheduler(init).run()
+      expect.fail('completed')
+    } catch (err: any) {
+      expect(err.code).to.equal('NO_SOURCE')
+    }
+  })
+})

@@ -35,6 +35,7 @@ const RESOLVE_TIMEOUT_MS = 5_000
 const DISCOVERY_INTERVAL_MS = 1_000
 const FIND_PROVIDERS_INTERVAL_MS = 10_000
 const FETCHES_KEY = 'fetches'
+const CONNECT_WAIT_MS = 10_000
 
 export interface Log {
   info: (obj: unknown, msg?: string) => void
@@ -209,6 +210,17 @@ export class HeraldNode implements HeraldService {
     }
   }
 
+  /** Right after start the bootstrap dials may still be running: give them a moment before asking peers. */
+  async #ensureConnected (signal: AbortSignal): Promise<void> {
+    if (this.libp2p.getPeers().length > 0 || this.config.bootstrap.length === 0) return
+    await this.#bootstrap()
+    const deadline = Date.now() + CONNECT_WAIT_MS
+    while (this.libp2p.getPeers().length === 0 && Date.now() < deadline) {
+      signal.throwIfAborted()
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+
   async #measureRtts (): Promise<void> {
     for (const conn of this.libp2p.getConnections()) {
       try {
@@ -256,6 +268,7 @@ export class HeraldNode implements HeraldService {
     const local = await this.store.getRelease(dataset, version)
     if (local != null) best = { signed: decodeSignedRelease(local) }
     let lastError: unknown
+    await this.#ensureConnected(signal)
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
     const peers = this.libp2p.getPeers()
     await Promise.all(peers.map(async peer => {

@@ -106,7 +106,7 @@ describe('store', () => {
     const chunks = Array.from({ length: 40 }, (_, i) => chunk(i))
     for (const c of chunks) await store.putChunk(c.d, c.b)
     const rand = prng(7)
-    const releases = Array.from({ length: 6 }, (_, r) => chunks.filter(() => rand() < 0.4).map(c => c.d))
+    const releases = Array.from({ length: 6 }, () => chunks.filter(() => rand() < 0.4).map(c => c.d))
     const pinned = new Set<number>()
     for (let step = 0; step < 60; step++) {
       const r = Math.floor(rand() * releases.length)

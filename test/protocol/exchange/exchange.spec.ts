@@ -1,0 +1,125 @@
+// The exchange services between two real libp2p nodes on loopback (TCP + Noise + Yamux).
+import { expect } from 'chai'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { tcp } from '@libp2p/tcp'
+import { lpStream } from '@libp2p/utils'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { CID } from 'multiformats/cid'
+import { sha256 } from '../../../protocol/cid.js'
+import { chunkExchange, haveExchange, releaseExchange, type ChunkExchange, type HaveExchange, type ReleaseExchange } from '../../../protocol/exchange/index.js'
+
+type Node = Libp2p<{ chunks: ChunkExchange, have: HaveExchange, releases: ReleaseExchange }>
+
+describe('exchange services', function () {
+  this.timeout(30_000)
+  const blobs = Array.from({ length: 8 }, (_, i) => new Uint8Array(512 * 1024).fill(i + 1))
+  const byHex = new Map(blobs.map(b => [Buffer.from(sha256(b)).toString('hex'), b]))
+  const manifest = new Uint8Array(2_500_000).map((_, i) => i % 251)
+  const manifestCid = CID.parse('bafyreigdmqpykrgxyaxtlafqpqhzrb7qy2rh75nldvfd4tucqmqqme5yje')
+  let server: Node
+  let client: Node
+  const misbehaved: string[] = []
+  let listeners: Array<(i: number[], c: boolean) => void> = []
+
+  async function node (upload = 0): Promise<Node> {
+    return await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: {
+        chunks: chunkExchange({
+          getChunk: async d => byHex.get(Buffer.from(d).toString('hex')),
+          uploadBytesPerSecond: upload,
+          onPeerMisbehaved: (_p, reason) => { misbehaved.push(reason) }
+        }),
+        have: haveExchange({
+          getHave: cid => cid.equals(manifestCid) ? { bitmap: new Uint8Array([0x80]), count: 4 } : undefined,
+          subscribe: (_cid, l) => { listeners.push(l); return () => { listeners = listeners.filter(x => x !== l) } }
+        }),
+        releases: releaseExchange({
+          getRelease: async (d, v) => d === 'uniprot' && v === '1' ? new Uint8Array([1, 2, 3]) : undefined,
+          getManifest: async cid => cid.equals(manifestCid) ? manifest : undefined,
+          maxManifestBytes: 3_000_000
+        })
+      }
+    }) as unknown as Node
+  }
+
+  before(async () => {
+    server = await node(8 * 1024 * 1024)
+    client = await node()
+    await client.dial(server.getMultiaddrs()[0])
+  })
+  after(async () => { await client?.stop(); await server?.stop() })
+
+  it('should serve a batch in order with NOT_FOUND for unknown chunks, under the upload cap', async () => {
+    const ask = [sha256(blobs[0]), new Uint8Array(32), ...blobs.slice(1).map(b => sha256(b))]
+    const replies = []
+    for await (const r of client.services.chunks.fetch(server.peerId, ask)) replies.push(r)
+    expect(replies.map(r => r.status)).to.deep.equal(['ok', 'not-found', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok'])
+    expect(Buffer.from(replies[2].bytes!).equals(Buffer.from(blobs[1]))).to.equal(true)
+    // the first 3.5 MiB fit in the one-second burst; 8 MiB more at 8 MiB/s cannot take under ~0.4 s
+    const again = performance.now()
+    for await (const _ of client.services.chunks.fetch(server.peerId, blobs.map(b => sha256(b)))) { void _ }
+    for await (const _ of client.services.chunks.fetch(server.peerId, blobs.map(b => sha256(b)))) { void _ }
+    expect((performance.now() - again) / 1000).to.be.at.least(0.4)
+  })
+
+  it('should abort a stream that sends garbage, count the peer, and keep serving', async () => {
+    const stream = await client.dialProtocol(server.peerId, '/herald/chunk/1.0.0')
+    const lp = lpStream(stream)
+    await lp.write(new Uint8Array([9, 9, 9]))
+    try {
+      await lp.read({ signal: AbortSignal.timeout(5_000) })
+      expect.fail('garbage was answered')
+    } catch (err: any) {
+      expect(err.name).to.not.equal('AssertionError')
+    }
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(misbehaved).to.include('malformed_request')
+    const replies = []
+    for await (const r of client.services.chunks.fetch(server.peerId, [sha256(blobs[3])])) replies.push(r)
+    expect(replies[0].status).to.equal('ok')
+  })
+
+  it('should send the have-bitmap and then updates', async () => {
+    const bitmaps: number[] = []
+    const updates: number[][] = []
+    const watching = client.services.have.watch(server.peerId, manifestCid, {
+      onBitmap: (b, count) => { bitmaps.push(b[0], count) },
+      onUpdate: (indices, complete) => { updates.push([...indices, complete ? -1 : 0]) }
+    })
+    while (listeners.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
+    listeners.forEach(l => { l([2], false) })
+    await new Promise(resolve => setTimeout(resolve, 400))
+    listeners.forEach(l => { l([1, 3], true) })
+    await watching
+    expect(bitmaps).to.deep.equal([0x80, 4])
+    expect(updates.flat()).to.include.members([2, 1, 3, -1])
+  })
+
+  it('should fetch records and multi-frame manifests, and refuse an oversized one', async () => {
+    expect([...(await client.services.releases.fetchRelease(server.peerId, 'uniprot', '1'))!]).to.deep.equal([1, 2, 3])
+    expect(await client.services.releases.fetchRelease(server.peerId, 'uniprot', '2')).to.equal(undefined)
+    const got = await client.services.releases.fetchManifest(server.peerId, manifestCid)
+    expect(Buffer.from(got!).equals(Buffer.from(manifest))).to.equal(true)
+    const small = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { releases: releaseExchange({ getRelease: async () => undefined, getManifest: async () => undefined, maxManifestBytes: 1_000_000 }) }
+    })
+    try {
+      await small.dial(server.getMultiaddrs()[0])
+      await small.services.releases.fetchManifest(server.peerId, manifestCid)
+      expect.fail('accepted an oversized manifest')
+    } catch (err: any) {
+      expect(err.code).to.equal('MALFORMED_MESSAGE')
+    } finally {
+      await small.stop()
+    }
+  })
+})

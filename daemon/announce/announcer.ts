@@ -18,7 +18,14 @@ export interface AnnouncerInit {
   provideChunks: boolean
   queueMax: number
   onProvide?: (kind: 'manifest' | 'chunk', result: 'ok' | 'error', seconds: number) => void
+  /** chunk provides wait while this is true (e.g. a fetch is running: each provide costs CPU on every DHT peer) */
+  paused?: () => boolean
 }
+
+/** chunk provides run one at a time, behind manifests */
+const CHUNK_CONCURRENCY = 1
+/** how often a paused chunk queue looks again, ms */
+const PAUSE_RECHECK_MS = 1_000
 
 export class Announcer {
   readonly #init: AnnouncerInit
@@ -30,6 +37,7 @@ export class Announcer {
   #controller = new AbortController()
   #timer: ReturnType<typeof setInterval> | undefined
   #dropped = 0
+  #runningChunks = 0
 
   constructor (init: AnnouncerInit) {
     this.#init = init
@@ -45,6 +53,7 @@ export class Announcer {
   stop (): void {
     this.#stopped = true
     this.#controller.abort()
+    if (this.#pauseTimer != null) clearTimeout(this.#pauseTimer)
     if (this.#timer != null) clearInterval(this.#timer)
   }
 
@@ -83,11 +92,22 @@ export class Announcer {
     this.#pump()
   }
 
+  #pauseTimer: ReturnType<typeof setTimeout> | undefined
+
   #pump (): void {
     while (!this.#stopped && this.#running < PROVIDE_CONCURRENCY) {
       const kind = this.#urgent.length > 0 ? 'manifest' : 'chunk'
+      if (kind === 'chunk') {
+        if (this.#chunks.length === 0 || this.#runningChunks >= CHUNK_CONCURRENCY) return
+        if (this.#init.paused?.() === true) {
+          this.#pauseTimer ??= setTimeout(() => { this.#pauseTimer = undefined; this.#pump() }, PAUSE_RECHECK_MS)
+          this.#pauseTimer.unref?.()
+          return
+        }
+      }
       const cid = this.#urgent.shift() ?? this.#chunks.shift()
       if (cid == null) return
+      if (kind === 'chunk') this.#runningChunks++
       this.#running++
       const started = performance.now()
       const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)])
@@ -99,6 +119,7 @@ export class Announcer {
         }
       ).finally(() => {
         this.#running--
+        if (kind === 'chunk') this.#runningChunks--
         this.#pump()
       })
     }

@@ -36,6 +36,8 @@ const DISCOVERY_INTERVAL_MS = 1_000
 const FIND_PROVIDERS_INTERVAL_MS = 10_000
 const FETCHES_KEY = 'fetches'
 const CONNECT_WAIT_MS = 10_000
+/** peers known from the DHT that a fetch dials to look for holders */
+const MAX_FETCH_DIALS = 32
 
 export interface Log {
   info: (obj: unknown, msg?: string) => void
@@ -67,6 +69,8 @@ export class HeraldNode implements HeraldService {
   readonly #startedAt = Date.now()
   readonly #received = { peer: 0, seed: 0 }
   #served = 0
+  #activeTransfers = 0
+  #lastServedAt = 0
   #timers: Array<ReturnType<typeof setInterval>> = []
   #stopping = false
 
@@ -82,6 +86,8 @@ export class HeraldNode implements HeraldService {
       provide: async (cid, signal) => { await this.libp2p.contentRouting.provide(cid, { signal }) },
       provideChunks: init.config.dht.provideChunks,
       queueMax: init.config.dht.provideQueueMax,
+      // chunk provides wait while this node fetches or serves: on release day the CPU goes to transfers
+      paused: () => this.#activeTransfers > 0 || Date.now() - this.#lastServedAt < 5_000,
       onProvide: (kind, result, seconds) => {
         this.#metrics?.dhtProvidesTotal.inc({ kind, result })
         this.#metrics?.dhtProvideDurationSeconds.observe({ kind }, seconds)
@@ -151,6 +157,7 @@ export class HeraldNode implements HeraldService {
 
   onServed (peer: PeerId, bytes: number): void {
     this.#served += bytes
+    this.#lastServedAt = Date.now()
     this.stats.recordSent(peer.toString(), bytes)
     this.#metrics?.serveSentBytesTotal.inc(bytes)
     this.#metrics?.serveChunksTotal.inc({ result: 'ok' })
@@ -448,9 +455,21 @@ export class HeraldNode implements HeraldService {
         if (remote != null && !remote.complete) swarm.removeRemote(id)
       })
     }
+    const dialed = new Set<string>()
     const discover = (): void => {
       for (const peer of this.libp2p.getPeers()) watch(peer)
       job.progress.peers = swarm.remotes.size
+      // peers the DHT has told us about may be fetching the same release: connect to a bounded number
+      if (this.libp2p.getPeers().length >= MAX_FETCH_DIALS) return
+      void this.libp2p.peerStore.all().then(known => {
+        for (const p of known) {
+          const id = p.id.toString()
+          if (dialed.size >= MAX_FETCH_DIALS || dialed.has(id) || p.id.equals(this.libp2p.peerId) || p.addresses.length === 0) continue
+          if (this.libp2p.getConnections(p.id).length > 0) continue
+          dialed.add(id)
+          this.libp2p.dial(p.id, { signal: AbortSignal.any([stop, AbortSignal.timeout(5_000)]) }).then(() => { watch(p.id) }, () => {})
+        }
+      }, () => {})
     }
     const findProviders = async (): Promise<void> => {
       try {
@@ -468,10 +487,23 @@ export class HeraldNode implements HeraldService {
       }
     }
     discover()
-    void findProviders()
+    // look for holders often while a fetch is young (others announce as they start), then every 10 s
+    let finding = false
+    let findTimer: ReturnType<typeof setTimeout> | undefined
+    const started = Date.now()
+    const findLoop = (): void => {
+      if (stop.aborted) return
+      if (!finding) {
+        finding = true
+        void findProviders().finally(() => { finding = false })
+      }
+      const young = Date.now() - started < 20_000
+      findTimer = setTimeout(findLoop, young ? 1_000 : FIND_PROVIDERS_INTERVAL_MS)
+    }
+    findLoop()
     const discoverTimer = setInterval(discover, DISCOVERY_INTERVAL_MS)
-    const findTimer = setInterval(() => { void findProviders() }, FIND_PROVIDERS_INTERVAL_MS)
     const cfg = this.config
+    this.#activeTransfers++
     const scheduler = new FetchScheduler({
       swarm,
       stats: this.stats,
@@ -514,8 +546,9 @@ export class HeraldNode implements HeraldService {
     try {
       await scheduler.run()
     } finally {
+      this.#activeTransfers--
       clearInterval(discoverTimer)
-      clearInterval(findTimer)
+      clearTimeout(findTimer)
       local.abort()
     }
   }

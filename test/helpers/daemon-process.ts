@@ -76,7 +76,8 @@ export class DaemonProcess {
   async launch (): Promise<void> {
     const env = { ...process.env, ...this.opts.env }
     for (const k of Object.keys(env)) if (k.startsWith('HERALD_')) delete env[k]
-    const child = spawn(process.execPath, [HERALDD, 'start', '--data-dir', this.opts.dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(a => a !== '') ?? []
+    const child = spawn(process.execPath, [...nodeArgs, HERALDD, 'start', '--data-dir', this.opts.dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.output = ''
     this.#exited = new Promise(resolve => child.once('exit', code => { resolve(code) }))

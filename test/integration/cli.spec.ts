@@ -58,7 +58,7 @@ describe('herald CLI and local API', function () {
     expect(noAuth.code).to.equal(1)
     expect(noAuth.stderr).to.match(/API token/)
     const down = await execFileP(process.execPath, [HERALD, '--api', 'http://127.0.0.1:9', 'status']).catch(e => e)
-    expect(down.code).to.equal(1)
+    expect(down.code).to.equal(5)
     expect(down.stderr).to.match(/cannot reach heraldd/)
   })
 

@@ -226,11 +226,13 @@ export class FetchScheduler {
     const timeout = setTimeout(() => controller.abort(), this.#init.requestTimeoutMs)
     // hedge: after hedgeAfterMs the chunks still undelivered become eligible for another holder
     const pending = new Set(batch)
-    const hedge = setTimeout(() => {
+    // hedge on stalls, not on length: the timer restarts with every reply that arrives
+    const hedgeNow = (): void => {
       for (const i of pending) this.#chunk(i).inflight = Math.max(0, this.#chunk(i).inflight - 1)
       pending.clear()
       this.#poke()
-    }, this.#init.hedgeAfterMs)
+    }
+    let hedge = setTimeout(hedgeNow, this.#init.hedgeAfterMs)
     const onAbort = (): void => { controller.abort() }
     signal.addEventListener('abort', onAbort, { once: true })
     const started = performance.now()
@@ -242,12 +244,18 @@ export class FetchScheduler {
       for await (const reply of this.#init.request(peerId, digests, controller.signal)) {
         const i = batch[k++]
         if (i === undefined) break
-        if (pending.delete(i)) this.#chunk(i).inflight--
+        clearTimeout(hedge)
+        hedge = setTimeout(hedgeNow, this.#init.hedgeAfterMs)
+        // the chunk stays claimed until it is stored, so no other request picks it meanwhile
+        const release = (): void => { if (pending.delete(i)) this.#chunk(i).inflight-- }
+        if (reply.status !== 'ok' || reply.bytes == null) release()
         if (reply.status === 'ok' && reply.bytes != null) {
-          if (this.#swarm.hasLocal(i)) continue // a hedged duplicate
+          if (this.#swarm.hasLocal(i)) { release(); continue } // a hedged duplicate
           try {
             await this.#init.store(i, digests[k - 1], reply.bytes)
+            release()
           } catch (err: any) {
+            release()
             if (err.code === 'HASH_MISMATCH') {
               stats.penalize(peerId)
               this.#init.onMisbehaviour?.(peerId, 'bad_hash')

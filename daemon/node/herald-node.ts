@@ -518,6 +518,8 @@ export class HeraldNode implements HeraldService {
       request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s }),
       store: async (i, digest, bytes) => {
         await this.store.putChunk(digest, bytes)
+        // a hedged duplicate may land twice: count the chunk once
+        if (swarm.hasLocal(i)) return
         swarm.markHave(i)
         job.progress.doneChunks++
         job.progress.doneBytes += bytes.byteLength

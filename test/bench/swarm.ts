@@ -1,7 +1,7 @@
 // `npm run bench:swarm -- [--peers 8] [--size 256MiB] [--cap 50MB]`: release day. One seed with a capped
 // upload and N daemons (separate processes, each on its own loopback address 127.0.0.x) all fetch a fresh
 // release at once. Prints progress to stderr and, last on stdout, one JSON line:
-// {seedShare, allDoneSeconds, limitSeconds, firstDoneSeconds, peerTradeStartSeconds, releaseBytes, peers, capBytesPerSec}
+// {seedShare, allDoneSeconds, allVerifiedSeconds, limitSeconds, firstDoneSeconds, peerTradeStartSeconds, releaseBytes, peers, capBytesPerSec}
 import '../../protocol/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -54,6 +54,8 @@ async function main (): Promise<void> {
     const t0 = performance.now()
     const jobs = await Promise.all(nodes.map(async n => await n.client.startFetch({ name: 'bench@1' })))
     const doneAt: Array<number | undefined> = new Array(peers).fill(undefined)
+    // every chunk received and verified (before files are written out)
+    const verifiedAt: Array<number | undefined> = new Array(peers).fill(undefined)
     let tradeStart: number | undefined
     while (doneAt.some(d => d === undefined)) {
       await new Promise(resolve => setTimeout(resolve, 100))
@@ -65,6 +67,7 @@ async function main (): Promise<void> {
       for (const [i, p] of ps.entries()) {
         if (p.state === 'failed') throw new Error(`peer ${i} failed: ${JSON.stringify(p.error)}`)
         if (p.state === 'done' && doneAt[i] === undefined) doneAt[i] = now
+        if ((p.state === 'materializing' || p.state === 'done') && verifiedAt[i] === undefined) verifiedAt[i] = now
         if (tradeStart === undefined && p.wireBytes.peer > 0) tradeStart = now
       }
       if (now > 600) throw new Error('did not finish in 600 s')
@@ -73,6 +76,7 @@ async function main (): Promise<void> {
     const result = {
       seedShare: +(served / pub.bytes).toFixed(3),
       allDoneSeconds: +Math.max(...doneAt as number[]).toFixed(2),
+      allVerifiedSeconds: +Math.max(...verifiedAt as number[]).toFixed(2),
       limitSeconds: +(1.15 * pub.bytes / cap).toFixed(2),
       firstDoneSeconds: +Math.min(...doneAt as number[]).toFixed(2),
       peerTradeStartSeconds: tradeStart === undefined ? null : +tradeStart.toFixed(2),

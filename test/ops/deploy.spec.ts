@@ -4,6 +4,7 @@
 import { expect } from 'chai'
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
@@ -70,5 +71,91 @@ describe('deployment files', () => {
   it('should have a hardened systemd unit', () => {
     const unit = read('deploy/systemd/heraldd.service')
     for (const line of ['User=herald', 'NoNewPrivileges=true', 'ProtectSystem=strict', 'ReadWritePaths=/var/lib/herald', 'Restart=on-failure']) expect(unit).to.include(line)
+  })
+})
+
+describe('helm chart', () => {
+  const chart = join(root, 'deploy/helm/herald')
+  const values = YAML.parse(readFileSync(join(chart, 'values.yaml'), 'utf8'))
+  const templates = ['seed.yaml', 'lab.yaml', 'servicemonitor.yaml'].map(f => readFileSync(join(chart, 'templates', f), 'utf8'))
+
+  /** A stand-in for `helm template` (no helm here): directives out, values in, then plain YAML. */
+  function render (text: string): string {
+    return text.split('\n')
+      .filter(l => !/^\s*\{\{-?\s*(if|end|else)\b.*\}\}\s*$/.test(l))
+      .map(l => l.replace(/^(\s*)\{\{-\s*(include|toYaml)\b.*\}\}\s*$/, '$1rendered: block'))
+      .map(l => l.replace(/\{\{-?\s*[^}]*\}\}/g, 'X'))
+      .join('\n')
+  }
+
+  it('should parse as YAML with the workloads a cluster needs', () => {
+    const kinds: string[] = []
+    for (const t of templates) {
+      for (const doc of YAML.parseAllDocuments(render(t))) {
+        expect(doc.errors.map(e => e.message)).to.deep.equal([])
+        kinds.push(doc.toJS().kind)
+      }
+    }
+    expect(kinds).to.include.members(['StatefulSet', 'DaemonSet', 'ServiceMonitor', 'Service'])
+  })
+
+  it('should reference only values that values.yaml defines', () => {
+    for (const t of templates) {
+      for (const [, path] of t.matchAll(/\.Values\.([A-Za-z0-9_.]+)/g)) {
+        const found = path.split('.').reduce<any>((o, k) => o?.[k], values)
+        expect(found, `.Values.${path}`).to.not.equal(undefined)
+      }
+    }
+  })
+})
+
+describe('container entry point', function () {
+  this.timeout(60_000)
+
+  it('should init the data dir once and exec heraldd start, stopping cleanly on SIGTERM', async () => {
+    const { mkdtemp, rm, symlink, chmod, mkdir, stat } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { spawn } = await import('node:child_process')
+    const dir = await mkdtemp(join(tmpdir(), 'herald-entry-'))
+    try {
+      const bin = join(dir, 'bin')
+      await mkdir(bin)
+      for (const name of ['heraldd', 'herald']) {
+        await chmod(join(root, `build/cli/${name}.js`), 0o755)
+        await symlink(join(root, `build/cli/${name}.js`), join(bin, name))
+      }
+      const data = join(dir, 'data')
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_')))
+      const run = async (): Promise<{ code: number | null, out: string }> => {
+        const child = spawn('sh', [join(root, 'deploy/docker/entrypoint.sh'), 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--api-port', '0', '--metrics-port', '0'], {
+          env: { ...env, PATH: `${bin}:${process.env.PATH ?? ''}`, HERALD_SEED: 'true', HERALD_DATA_DIR: data, HERALD_LOG_LEVEL: 'warn' }
+        })
+        let out = ''
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => { reject(new Error(`no ready banner:\n${out}`)) }, 30_000)
+          const onData = (b: Buffer): void => {
+            out += b.toString()
+            if (out.includes(' ready ')) { clearTimeout(timer); resolve() }
+          }
+          child.stdout.on('data', onData)
+          child.stderr.on('data', (b: Buffer) => { out += b.toString() })
+          child.once('exit', () => { clearTimeout(timer); reject(new Error(`exited early:\n${out}`)) })
+        })
+        child.removeAllListeners('exit')
+        const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
+        child.kill('SIGTERM')
+        return { code: await exited, out }
+      }
+      const first = await run()
+      expect(first.code).to.equal(0)
+      expect(first.out).to.match(/seed=true/)
+      const key = await readFile(join(data, 'publisher.key'))
+      expect((await stat(join(data, 'publisher.key'))).mode & 0o777).to.equal(0o600)
+      const second = await run()
+      expect(second.code).to.equal(0)
+      expect((await readFile(join(data, 'publisher.key'))).equals(key), 'keys are never overwritten').to.equal(true)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

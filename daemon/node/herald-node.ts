@@ -15,6 +15,7 @@ import { Announcer } from '../announce/announcer.js'
 import { releasesDir, type HeraldConfig } from '../config.js'
 import { HeraldError } from '../errors.js'
 import { PeerStats } from '../fetch/peer-stats.js'
+import { HolderDiscovery } from '../fetch/holder-discovery.js'
 import { FetchScheduler } from '../fetch/scheduler.js'
 import { ReleaseSwarm } from '../fetch/swarm.js'
 import { FetchJob } from './fetch-job.js'
@@ -32,12 +33,8 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
 const RESOLVE_TIMEOUT_MS = 5_000
-const DISCOVERY_INTERVAL_MS = 1_000
-const FIND_PROVIDERS_INTERVAL_MS = 10_000
 const FETCHES_KEY = 'fetches'
 const CONNECT_WAIT_MS = 10_000
-/** peers known from the DHT that a fetch dials to look for holders */
-const MAX_FETCH_DIALS = 32
 
 export interface Log {
   info: (obj: unknown, msg?: string) => void
@@ -433,75 +430,14 @@ export class HeraldNode implements HeraldService {
   }
 
   async #transfer (job: FetchJob, swarm: ReleaseSwarm, signal: AbortSignal): Promise<void> {
-    const watching = new Map<string, AbortController>()
-    const local = new AbortController()
-    const stop = AbortSignal.any([signal, local.signal])
-    const watch = (peer: PeerId): void => {
-      const id = peer.toString()
-      if (watching.has(id) || peer.equals(this.libp2p.peerId)) return
-      const ctl = new AbortController()
-      watching.set(id, ctl)
-      void (async () => {
-        const seed = await this.#identifySeed(peer)
-        await this.libp2p.services.have.watch(peer, swarm.manifestCid, {
-          onBitmap: (bitmap, _count) => { swarm.setRemote(id, bitmap, seed) },
-          onUpdate: (indices, complete) => { swarm.updateRemote(id, indices, complete) }
-        }, { signal: AbortSignal.any([stop, ctl.signal]) })
-      })().catch((err: any) => {
-        this.#log.debug({ peer: id, err: err.message }, 'have watch ended')
-      }).finally(() => {
-        watching.delete(id)
-        const remote = swarm.remotes.get(id)
-        if (remote != null && !remote.complete) swarm.removeRemote(id)
-      })
-    }
-    const dialed = new Set<string>()
-    const discover = (): void => {
-      for (const peer of this.libp2p.getPeers()) watch(peer)
-      job.progress.peers = swarm.remotes.size
-      // peers the DHT has told us about may be fetching the same release: connect to a bounded number
-      if (this.libp2p.getPeers().length >= MAX_FETCH_DIALS) return
-      void this.libp2p.peerStore.all().then(known => {
-        for (const p of known) {
-          const id = p.id.toString()
-          if (dialed.size >= MAX_FETCH_DIALS || dialed.has(id) || p.id.equals(this.libp2p.peerId) || p.addresses.length === 0) continue
-          if (this.libp2p.getConnections(p.id).length > 0) continue
-          dialed.add(id)
-          this.libp2p.dial(p.id, { signal: AbortSignal.any([stop, AbortSignal.timeout(5_000)]) }).then(() => { watch(p.id) }, () => {})
-        }
-      }, () => {})
-    }
-    const findProviders = async (): Promise<void> => {
-      try {
-        for await (const p of this.libp2p.contentRouting.findProviders(swarm.manifestCid, { signal: AbortSignal.any([stop, AbortSignal.timeout(10_000)]) })) {
-          if (p.id.equals(this.libp2p.peerId)) continue
-          if (this.libp2p.getConnections(p.id).length === 0) {
-            try {
-              await this.libp2p.dial(p.id, { signal: AbortSignal.any([stop, AbortSignal.timeout(5_000)]) })
-            } catch { continue }
-          }
-          watch(p.id)
-        }
-      } catch (err: any) {
-        this.#log.debug({ err: err.message }, 'findProviders ended')
-      }
-    }
-    discover()
-    // look for holders often while a fetch is young (others announce as they start), then every 10 s
-    let finding = false
-    let findTimer: ReturnType<typeof setTimeout> | undefined
-    const started = Date.now()
-    const findLoop = (): void => {
-      if (stop.aborted) return
-      if (!finding) {
-        finding = true
-        void findProviders().finally(() => { finding = false })
-      }
-      const young = Date.now() - started < 20_000
-      findTimer = setTimeout(findLoop, young ? 1_000 : FIND_PROVIDERS_INTERVAL_MS)
-    }
-    findLoop()
-    const discoverTimer = setInterval(discover, DISCOVERY_INTERVAL_MS)
+    const discovery = new HolderDiscovery({
+      libp2p: this.libp2p,
+      have: this.libp2p.services.have,
+      swarm,
+      isSeed: async (peer) => await this.#identifySeed(peer),
+      onPeers: (n) => { job.progress.peers = n }
+    })
+    discovery.start(signal)
     const cfg = this.config
     this.#activeTransfers++
     const scheduler = new FetchScheduler({
@@ -549,9 +485,7 @@ export class HeraldNode implements HeraldService {
       await scheduler.run()
     } finally {
       this.#activeTransfers--
-      clearInterval(discoverTimer)
-      clearTimeout(findTimer)
-      local.abort()
+      discovery.stop()
     }
   }
 

@@ -1,0 +1,122 @@
+// Finding the holders of a release while it is fetched: every connected peer is asked for its
+// have-bitmap (and watched for HAVE updates), the DHT is asked for the manifest's providers every second
+// while the fetch is young and every 10 s after, and peers the DHT has told us about are dialled (bounded).
+import { logger } from '@libp2p/logger'
+import type { HaveExchange } from '../../protocol/exchange/index.js'
+import type { ReleaseSwarm } from './swarm.js'
+import type { Libp2p, PeerId } from '@libp2p/interface'
+
+const log = logger('herald:discovery')
+
+/** connected peers are re-examined this often, ms */
+const DISCOVERY_INTERVAL_MS = 1_000
+/** findProviders runs this often once the fetch is no longer young, ms */
+const FIND_PROVIDERS_INTERVAL_MS = 10_000
+/** a fetch is young for this long: others announce as they start, so look every second */
+const YOUNG_MS = 20_000
+/** peers known from the DHT that one fetch dials to look for holders */
+const MAX_FETCH_DIALS = 32
+
+export interface HolderDiscoveryInit {
+  libp2p: Pick<Libp2p, 'peerId' | 'getPeers' | 'getConnections' | 'dial' | 'peerStore' | 'contentRouting'>
+  have: HaveExchange
+  swarm: ReleaseSwarm
+  isSeed: (peer: PeerId) => Promise<boolean>
+  onPeers?: (count: number) => void
+}
+
+export class HolderDiscovery {
+  readonly #init: HolderDiscoveryInit
+  readonly #watching = new Map<string, AbortController>()
+  readonly #dialed = new Set<string>()
+  readonly #controller = new AbortController()
+  #finding = false
+  #findTimer: ReturnType<typeof setTimeout> | undefined
+  #discoverTimer: ReturnType<typeof setInterval> | undefined
+  #started = 0
+
+  constructor (init: HolderDiscoveryInit) {
+    this.#init = init
+  }
+
+  start (parent: AbortSignal): void {
+    parent.addEventListener('abort', () => { this.stop() }, { once: true })
+    this.#started = Date.now()
+    this.#discover()
+    this.#findLoop()
+    this.#discoverTimer = setInterval(() => { this.#discover() }, DISCOVERY_INTERVAL_MS)
+  }
+
+  stop (): void {
+    this.#controller.abort()
+    clearInterval(this.#discoverTimer)
+    clearTimeout(this.#findTimer)
+  }
+
+  get #signal (): AbortSignal { return this.#controller.signal }
+
+  #watch (peer: PeerId): void {
+    const { libp2p, swarm } = this.#init
+    const id = peer.toString()
+    if (this.#signal.aborted || this.#watching.has(id) || peer.equals(libp2p.peerId)) return
+    const ctl = new AbortController()
+    this.#watching.set(id, ctl)
+    void (async () => {
+      const seed = await this.#init.isSeed(peer)
+      await this.#init.have.watch(peer, swarm.manifestCid, {
+        onBitmap: (bitmap) => { swarm.setRemote(id, bitmap, seed) },
+        onUpdate: (indices, complete) => { swarm.updateRemote(id, indices, complete) }
+      }, { signal: AbortSignal.any([this.#signal, ctl.signal]) })
+    })().catch((err: any) => {
+      log('have watch of %s ended: %s', id, err.message)
+    }).finally(() => {
+      this.#watching.delete(id)
+      const remote = swarm.remotes.get(id)
+      if (remote != null && !remote.complete) swarm.removeRemote(id)
+    })
+  }
+
+  #discover (): void {
+    const { libp2p } = this.#init
+    for (const peer of libp2p.getPeers()) this.#watch(peer)
+    this.#init.onPeers?.(this.#init.swarm.remotes.size)
+    // peers the DHT has told us about may be fetching the same release: connect to a bounded number
+    if (libp2p.getPeers().length >= MAX_FETCH_DIALS) return
+    void libp2p.peerStore.all().then(known => {
+      for (const p of known) {
+        const id = p.id.toString()
+        if (this.#dialed.size >= MAX_FETCH_DIALS || this.#dialed.has(id) || p.id.equals(libp2p.peerId) || p.addresses.length === 0) continue
+        if (libp2p.getConnections(p.id).length > 0) continue
+        this.#dialed.add(id)
+        libp2p.dial(p.id, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(5_000)]) }).then(() => { this.#watch(p.id) }, () => {})
+      }
+    }, () => {})
+  }
+
+  async #findProviders (): Promise<void> {
+    const { libp2p, swarm } = this.#init
+    try {
+      for await (const p of libp2p.contentRouting.findProviders(swarm.manifestCid, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(10_000)]) })) {
+        if (p.id.equals(libp2p.peerId)) continue
+        if (libp2p.getConnections(p.id).length === 0) {
+          try {
+            await libp2p.dial(p.id, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(5_000)]) })
+          } catch { continue }
+        }
+        this.#watch(p.id)
+      }
+    } catch (err: any) {
+      log('findProviders ended: %s', err.message)
+    }
+  }
+
+  #findLoop (): void {
+    if (this.#signal.aborted) return
+    if (!this.#finding) {
+      this.#finding = true
+      void this.#findProviders().finally(() => { this.#finding = false })
+    }
+    const young = Date.now() - this.#started < YOUNG_MS
+    this.#findTimer = setTimeout(() => { this.#findLoop() }, young ? DISCOVERY_INTERVAL_MS : FIND_PROVIDERS_INTERVAL_MS)
+  }
+}

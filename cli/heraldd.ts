@@ -90,8 +90,7 @@ common(program.command('start'))
     try {
       daemon = await startDaemon(loadConfig(flagsOf(opts)))
     } catch (err) { fail(err) }
-    const { node } = daemon
-    console.log(`heraldd ${VERSION} ready peer=${node.peerId} seed=${String(node.isSeed)} api=${daemon.apiUrl} metrics=${daemon.metricsUrl ?? 'off'} listen=${node.listenAddrs().join(',')}`)
+    // handlers first: a supervisor may send SIGTERM the moment it sees the ready line
     let signals = 0
     const onSignal = (signal: string): void => {
       signals++
@@ -104,6 +103,8 @@ common(program.command('start'))
     }
     process.on('SIGINT', () => { onSignal('SIGINT') })
     process.on('SIGTERM', () => { onSignal('SIGTERM') })
+    const { node } = daemon
+    console.log(`heraldd ${VERSION} ready peer=${node.peerId} seed=${String(node.isSeed)} api=${daemon.apiUrl} metrics=${daemon.metricsUrl ?? 'off'} listen=${node.listenAddrs().join(',')}`)
   })
 
 program.parseAsync().catch(fail)

@@ -27,6 +27,7 @@ export interface Reply {
   status: 'ok' | 'not-found' | 'rate-limited' | 'error'
   bytes?: Uint8Array
   wireBytes: number
+  encoding?: 'raw' | 'zstd'
 }
 
 export interface SchedulerInit {
@@ -36,7 +37,7 @@ export interface SchedulerInit {
   request: (peerId: string, digests: Uint8Array[], signal: AbortSignal) => AsyncIterable<Reply>
   /** verify and store a chunk; throws on a hash mismatch */
   store: (index: number, digest: Uint8Array, bytes: Uint8Array) => Promise<void>
-  onReceived: (peerId: string, seed: boolean, wireBytes: number, rawBytes: number) => void
+  onReceived: (peerId: string, seed: boolean, wireBytes: number, rawBytes: number, encoding: 'raw' | 'zstd') => void
   onRequest?: (peerId: string, seed: boolean, result: string, seconds: number) => void
   onMisbehaviour?: (peerId: string, reason: string) => void
   maxInflightPerPeer: number
@@ -267,7 +268,7 @@ export class FetchScheduler {
           }
           received += reply.bytes.byteLength
           this.#lastProgress = Date.now()
-          this.#init.onReceived(peerId, seed, reply.wireBytes, reply.bytes.byteLength)
+          this.#init.onReceived(peerId, seed, reply.wireBytes, reply.bytes.byteLength, reply.encoding ?? 'raw')
         } else if (reply.status === 'not-found') {
           this.#swarm.forgetRemoteChunk(peerId, i)
           if (!seed) this.#chunk(i).peerFailures++

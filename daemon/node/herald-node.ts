@@ -461,11 +461,11 @@ export class HeraldNode implements HeraldService {
         job.progress.doneBytes += bytes.byteLength
         job.emit()
       },
-      onReceived: (peerId, seed, wireBytes, rawBytes) => {
+      onReceived: (peerId, seed, wireBytes, rawBytes, encoding) => {
         const source = seed ? 'seed' : 'peer'
         job.progress.wireBytes[source] += wireBytes
         this.#received[source] += wireBytes
-        this.#metrics?.fetchReceivedBytesTotal.inc({ source, encoding: 'raw' }, wireBytes)
+        this.#metrics?.fetchReceivedBytesTotal.inc({ source, encoding }, wireBytes)
         this.#metrics?.fetchVerifiedBytesTotal.inc({ source }, rawBytes)
         this.#metrics?.releaseReceivedBytesTotal.inc({ release: job.name, source }, wireBytes)
         void peerId

@@ -7,7 +7,8 @@ import { logger } from '@libp2p/logger'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { MalformedMessageError } from './errors.js'
-import { decodeChunkRequest, decodeChunkResponse, encodeChunkRequest, encodeChunkResponse, Encoding, MAX_BATCH, MAX_CHUNK_FRAME, Status } from './messages.js'
+import { compressChunk, decompressChunk } from './compression.js'
+import { ACCEPT_ZSTD, decodeChunkRequestFull, decodeChunkResponse, encodeChunkRequest, encodeChunkResponse, Encoding, MAX_BATCH, MAX_CHUNK_FRAME, Status } from './messages.js'
 import { TokenBucket } from './token-bucket.js'
 
 const log = logger('herald:chunk')
@@ -27,6 +28,10 @@ export interface ChunkExchangeInit {
   maxInflightPerPeer?: number
   maxBatch?: number
   timeout?: number
+  /** compress chunks for peers that accept it, when that saves ≥ 1/16 (default true) */
+  compress?: boolean
+  /** ask peers for compressed chunks (default true) */
+  acceptCompressed?: boolean
   onServed?: (peer: PeerId, digest: Uint8Array, bytes: number) => void
   onPeerMisbehaved?: (peer: PeerId, reason: string) => void
 }
@@ -41,6 +46,7 @@ export interface ChunkReply {
   status: 'ok' | 'not-found' | 'rate-limited' | 'error'
   bytes?: Uint8Array
   wireBytes: number
+  encoding?: 'raw' | 'zstd'
 }
 
 export interface ChunkExchange {
@@ -95,8 +101,9 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
     this.#inflight.set(key, inflight)
     try {
       let digests: Uint8Array[]
+      let accept = 0
       try {
-        digests = decodeChunkRequest(await lp.read({ signal }))
+        ({ digests, accept } = decodeChunkRequestFull(await lp.read({ signal })))
       } catch (err: any) {
         if (err instanceof MalformedMessageError || err.name === 'InvalidDataLengthError' || err.name === 'InvalidMessageLengthError') {
           this.#init.onPeerMisbehaved?.(peer, 'malformed_request')
@@ -128,9 +135,11 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
             data = undefined
           }
         }
-        if (data != null) await this.#bucket.take(data.byteLength, signal)
-        await lp.write(encodeChunkResponse({ status, encoding: Encoding.RAW, digest, data: data ?? new Uint8Array(0) }), { signal })
-        if (data != null) this.#init.onServed?.(peer, digest, data.byteLength)
+        const compressed = data != null && (accept & ACCEPT_ZSTD) !== 0 && this.#init.compress !== false ? compressChunk(data) : undefined
+        const payload = compressed ?? data ?? new Uint8Array(0)
+        if (data != null) await this.#bucket.take(payload.byteLength, signal)
+        await lp.write(encodeChunkResponse({ status, encoding: compressed != null ? Encoding.ZSTD : Encoding.RAW, digest, data: payload, rawSize: data?.byteLength }), { signal })
+        if (data != null) this.#init.onServed?.(peer, digest, payload.byteLength)
       }
       await stream.close({ signal })
     } catch (err: any) {
@@ -149,7 +158,7 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
     const lp = lpStream(stream, { maxDataLength: MAX_CHUNK_FRAME })
     let finished = false
     try {
-      await lp.write(encodeChunkRequest(digests), { signal })
+      await lp.write(encodeChunkRequest(digests, this.#init.acceptCompressed !== false ? ACCEPT_ZSTD : 0), { signal })
       for (const digest of digests) {
         const frame = await lp.read({ signal })
         const wireBytes = frame.byteLength
@@ -159,8 +168,19 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
           throw new MalformedMessageError('chunk response for a digest that was not next in the request')
         }
         if (r.status === Status.OK) {
+          if (r.encoding === Encoding.ZSTD) {
+            let bytes: Uint8Array
+            try {
+              bytes = decompressChunk(r.data, r.rawSize ?? 0)
+            } catch (err) {
+              this.#init.onPeerMisbehaved?.(peer, 'bad_compression')
+              throw err
+            }
+            yield { digest, status: 'ok', bytes, wireBytes, encoding: 'zstd' }
+            continue
+          }
           if (r.encoding !== Encoding.RAW) throw new MalformedMessageError(`unsupported chunk encoding ${r.encoding}`)
-          yield { digest, status: 'ok', bytes: r.data, wireBytes }
+          yield { digest, status: 'ok', bytes: r.data, wireBytes, encoding: 'raw' }
         } else {
           yield { digest, status: STATUS_NAME[r.status] ?? 'error', wireBytes }
         }

@@ -33,10 +33,14 @@ function status (v: number): Status {
 
 // ---- /herald/chunk/1.0.0 ---------------------------------------------------------------------------
 
-/** ChunkRequest: u8 version (1) | u16 count (BE) | count × 32-byte digest */
-export function encodeChunkRequest (digests: Uint8Array[]): Uint8Array {
+/** encodings a client accepts, as a bitmask in the request's trailing byte */
+export const ACCEPT_ZSTD = 0x01
+
+/** ChunkRequest: u8 version (1) | u16 count (BE) | count × 32-byte digest | [u8 accept bitmask] */
+export function encodeChunkRequest (digests: Uint8Array[], accept = 0): Uint8Array {
   if (digests.length === 0 || digests.length > MAX_BATCH) throw new RangeError(`a chunk request names 1–${MAX_BATCH} digests`)
-  const out = new Uint8Array(3 + digests.length * DIGEST_BYTES)
+  const out = new Uint8Array(3 + digests.length * DIGEST_BYTES + (accept !== 0 ? 1 : 0))
+  if (accept !== 0) out[out.byteLength - 1] = accept
   out[0] = 1
   new DataView(out.buffer).setUint16(1, digests.length)
   digests.forEach((d, i) => {
@@ -47,6 +51,17 @@ export function encodeChunkRequest (digests: Uint8Array[]): Uint8Array {
 }
 
 export function decodeChunkRequest (frame: Uint8Array | Uint8ArrayList): Uint8Array[] {
+  return decodeChunkRequestFull(frame).digests
+}
+
+export function decodeChunkRequestFull (frame: Uint8Array | Uint8ArrayList): { digests: Uint8Array[], accept: number } {
+  const buf = flat(frame)
+  const digests = decodeDigests(buf)
+  const end = 3 + digests.length * DIGEST_BYTES
+  return { digests, accept: buf.byteLength > end ? buf[end] : 0 }
+}
+
+function decodeDigests (frame: Uint8Array): Uint8Array[] {
   const buf = flat(frame)
   need(buf, 3, 'chunk request')
   if (buf[0] !== 1) throw new MalformedMessageError(`chunk request version ${buf[0]}`)
@@ -61,9 +76,11 @@ export interface ChunkResponse {
   encoding: Encoding
   digest: Uint8Array
   data: Uint8Array
+  /** size of the chunk once decoded (ZSTD only) */
+  rawSize?: number
 }
 
-/** ChunkResponse: u8 status | u8 encoding | 32-byte digest | u32 length (BE) | data */
+/** ChunkResponse: u8 status | u8 encoding | 32-byte digest | u32 length (BE) | data | [u32 raw size, ZSTD only] */
 export function encodeChunkResponseHeader (r: Omit<ChunkResponse, 'data'>, dataLength: number): Uint8Array {
   const out = new Uint8Array(38)
   out[0] = r.status
@@ -75,9 +92,11 @@ export function encodeChunkResponseHeader (r: Omit<ChunkResponse, 'data'>, dataL
 
 export function encodeChunkResponse (r: ChunkResponse): Uint8Array {
   const header = encodeChunkResponseHeader(r, r.data.byteLength)
-  const out = new Uint8Array(header.byteLength + r.data.byteLength)
+  const trailer = r.encoding === Encoding.ZSTD ? 4 : 0
+  const out = new Uint8Array(header.byteLength + r.data.byteLength + trailer)
   out.set(header)
   out.set(r.data, header.byteLength)
+  if (trailer > 0) new DataView(out.buffer).setUint32(header.byteLength + r.data.byteLength, r.rawSize ?? 0)
   return out
 }
 
@@ -90,7 +109,12 @@ export function decodeChunkResponse (frame: Uint8Array | Uint8ArrayList): ChunkR
   const length = new DataView(buf.buffer, buf.byteOffset).getUint32(34)
   need(buf, 38 + length, 'chunk response')
   if (s !== Status.OK && length !== 0) throw new MalformedMessageError('a non-OK chunk response carries no data')
-  return { status: s, encoding, digest: buf.subarray(2, 34), data: buf.subarray(38, 38 + length) }
+  const out: ChunkResponse = { status: s, encoding, digest: buf.subarray(2, 34), data: buf.subarray(38, 38 + length) }
+  if (encoding === Encoding.ZSTD) {
+    need(buf, 42 + length, 'compressed chunk response')
+    out.rawSize = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(38 + length)
+  }
+  return out
 }
 
 // ---- /herald/have/1.0.0 ----------------------------------------------------------------------------

@@ -70,7 +70,7 @@ describe('Prometheus scraping heraldd', function () {
     const deadline = Date.now() + 60_000
     while (Date.now() < deadline) {
       try {
-        result = await query(`herald_fetch_received_bytes_total{instance="${labInstance}"}`)
+        result = await query(`sum by (source) (herald_fetch_received_bytes_total{instance="${labInstance}"})`)
         if (result.length > 0) break
       } catch {}
       await new Promise(resolve => setTimeout(resolve, 500))
@@ -78,7 +78,11 @@ describe('Prometheus scraping heraldd', function () {
     const bySource = Object.fromEntries(result.map(r => [r.metric.source, Number(r.value[1])]))
     expect(bySource.seed).to.equal(done.wireBytes.seed)
     expect(done.wireBytes.seed).to.be.greaterThan(0)
-    const up = await query('up{job="herald"}')
+    let up: any[] = []
+    while (Date.now() < deadline && up.length < 2) {
+      up = await query('up{job="herald"}')
+      await new Promise(resolve => setTimeout(resolve, 300))
+    }
     expect(up.map(r => r.value[1])).to.deep.equal(['1', '1'])
   })
 })

@@ -6,15 +6,19 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
+import { randomBytes } from 'node:crypto'
 import { sha256 } from '../../../protocol/cid.js'
+import { compressChunk, decompressChunk } from '../../../protocol/exchange/compression.js'
 import { chunkExchange, haveExchange, releaseExchange, type ChunkExchange, type HaveExchange, type ReleaseExchange } from '../../../protocol/exchange/index.js'
 
 type Node = Libp2p<{ chunks: ChunkExchange, have: HaveExchange, releases: ReleaseExchange }>
 
 describe('exchange services', function () {
   this.timeout(30_000)
-  const blobs = Array.from({ length: 8 }, (_, i) => new Uint8Array(512 * 1024).fill(i + 1))
-  const byHex = new Map(blobs.map(b => [Buffer.from(sha256(b)).toString('hex'), b]))
+  // incompressible, so that the upload cap sees full-size chunks
+  const blobs = Array.from({ length: 8 }, () => new Uint8Array(randomBytes(512 * 1024)))
+  const text = new TextEncoder().encode('>sp|P12345|TEST_HUMAN test OS=Homo sapiens\nMKTAYIAKQRQISFVKSHFSRQ\n'.repeat(8000))
+  const byHex = new Map([...blobs, text].map(b => [Buffer.from(sha256(b)).toString('hex'), b]))
   const manifest = new Uint8Array(2_500_000).map((_, i) => i % 251)
   const manifestCid = CID.parse('bafyreigdmqpykrgxyaxtlafqpqhzrb7qy2rh75nldvfd4tucqmqqme5yje')
   let server: Node
@@ -65,6 +69,23 @@ describe('exchange services', function () {
     for await (const _ of client.services.chunks.fetch(server.peerId, blobs.map(b => sha256(b)))) { void _ }
     for await (const _ of client.services.chunks.fetch(server.peerId, blobs.map(b => sha256(b)))) { void _ }
     expect((performance.now() - again) / 1000).to.be.at.least(0.4)
+  })
+
+  it('should send compressible chunks zstd-compressed and give back the exact bytes', async () => {
+    const replies = []
+    for await (const r of client.services.chunks.fetch(server.peerId, [sha256(text), sha256(blobs[0])])) replies.push(r)
+    expect(replies.map(r => r.encoding)).to.deep.equal(['zstd', 'raw'])
+    expect(Buffer.from(replies[0].bytes!).equals(Buffer.from(text))).to.equal(true)
+    expect(replies[0].wireBytes).to.be.below(text.byteLength / 10)
+  })
+
+  it('should refuse compressed frames that lie about their size (no unbounded inflation)', () => {
+    const frame = compressChunk(text)!
+    expect(() => decompressChunk(frame, text.byteLength + 1)).to.throw().with.property('code', 'MALFORMED_MESSAGE')
+    expect(() => decompressChunk(frame, 64 * 1024 * 1024)).to.throw(/limit/)
+    expect(() => decompressChunk(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), 8)).to.throw().with.property('code', 'MALFORMED_MESSAGE')
+    expect(Buffer.from(decompressChunk(frame, text.byteLength)).equals(Buffer.from(text))).to.equal(true)
+    expect(compressChunk(blobs[0])).to.equal(undefined)
   })
 
   it('should abort a stream that sends garbage, count the peer, and keep serving', async () => {

@@ -17,7 +17,9 @@ const GOLDEN = {
   haveUpdate: '0201' + '00000002' + '00000001' + '0000012c',
   releaseRequest: '01' + '07' + Buffer.from('uniprot').toString('hex') + '07' + Buffer.from('2024-03').toString('hex'),
   releaseResponse: '00' + 'a301',
-  manifestHeader: '00' + '00100001'
+  manifestHeader: '00' + '00100001',
+  chunkRequestAcceptZstd: '010001' + '11'.repeat(32) + '01',
+  chunkResponseZstd: '0001' + '11'.repeat(32) + '00000002' + 'aabb' + '000003e8'
 }
 
 describe('wire messages', () => {
@@ -31,6 +33,16 @@ describe('wire messages', () => {
     expect(hex(m.encodeReleaseRequest('uniprot', '2024-03'))).to.equal(GOLDEN.releaseRequest)
     expect(hex(m.encodeReleaseResponse(m.Status.OK, new Uint8Array([0xa3, 0x01])))).to.equal(GOLDEN.releaseResponse)
     expect(hex(m.encodeManifestHeader(m.Status.OK, 1_048_577))).to.equal(GOLDEN.manifestHeader)
+    expect(hex(m.encodeChunkRequest([d1], m.ACCEPT_ZSTD))).to.equal(GOLDEN.chunkRequestAcceptZstd)
+    expect(hex(m.encodeChunkResponse({ status: m.Status.OK, encoding: m.Encoding.ZSTD, digest: d1, data: new Uint8Array([0xaa, 0xbb]), rawSize: 1000 }))).to.equal(GOLDEN.chunkResponseZstd)
+  })
+
+  it('should carry the accepted encodings and the raw size of compressed chunks', () => {
+    expect(m.decodeChunkRequestFull(bytes(GOLDEN.chunkRequestAcceptZstd)).accept).to.equal(m.ACCEPT_ZSTD)
+    expect(m.decodeChunkRequestFull(bytes(GOLDEN.chunkRequest)).accept).to.equal(0)
+    const z = m.decodeChunkResponse(bytes(GOLDEN.chunkResponseZstd))
+    expect([z.encoding, z.rawSize, hex(z.data)]).to.deep.equal([m.Encoding.ZSTD, 1000, 'aabb'])
+    expect(() => m.decodeChunkResponse(bytes(GOLDEN.chunkResponseZstd.slice(0, -8)))).to.throw().with.property('code', 'MALFORMED_MESSAGE')
   })
 
   it('should decode the golden bytes back', () => {

@@ -5,6 +5,14 @@ import { pino, type Logger } from 'pino'
 
 export type { Logger }
 
+/** The logging surface the daemon's parts use (a pino logger satisfies it). */
+export interface Log {
+  info: (obj: unknown, msg?: string) => void
+  warn: (obj: unknown, msg?: string) => void
+  error: (obj: unknown, msg?: string) => void
+  debug: (obj: unknown, msg?: string) => void
+}
+
 export function createLogger (opts: { level?: string, name?: string } = {}): Logger {
   return pino({
     name: opts.name ?? 'heraldd',

@@ -1,6 +1,7 @@
 // Typed errors of the content format. Each has a stable `code` shared with the API and the CLI.
 
-class CodedError extends Error {
+/** An error with a stable code; the base of the typed errors of protocol/ and store/. */
+export class CodedError extends Error {
   readonly code: string
   constructor (code: string, name: string, message: string, options?: ErrorOptions) {
     super(message, options)

@@ -1,13 +1,5 @@
 // Typed errors of the store. Each has a stable `code` shared with the API and the CLI.
-
-class CodedError extends Error {
-  readonly code: string
-  constructor (code: string, name: string, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-    this.name = name
-  }
-}
+import { CodedError } from '../protocol/errors.js'
 
 export class StoreLockedError extends CodedError {
   static name = 'StoreLockedError'

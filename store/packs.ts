@@ -73,13 +73,16 @@ export class PackSet {
   get activeId (): number { return this.#active }
   get totalBytes (): number { let n = 0; for (const s of this.sizes.values()) n += s; return n }
 
+  async #closeWriter (): Promise<void> {
+    if (this.#writer == null) return
+    await this.#writer.sync()
+    await this.#writer.close()
+    this.#writer = undefined
+  }
+
   async #openWriter (): Promise<FileHandle> {
     if (this.#writer != null && (this.sizes.get(this.#active) ?? 0) < this.maxBytes) return this.#writer
-    if (this.#writer != null) {
-      await this.#writer.sync()
-      await this.#writer.close()
-      this.#writer = undefined
-    }
+    await this.#closeWriter()
     if (this.#active === 0 || (this.sizes.get(this.#active) ?? 0) >= this.maxBytes) {
       this.#active++
       this.sizes.set(this.#active, 0)
@@ -137,11 +140,7 @@ export class PackSet {
   /** Start a fresh pack for subsequent appends (used by GC before rewriting). */
   async rotate (): Promise<void> {
     await this.#tail
-    if (this.#writer != null) {
-      await this.#writer.sync()
-      await this.#writer.close()
-      this.#writer = undefined
-    }
+    await this.#closeWriter()
     if ((this.sizes.get(this.#active) ?? 0) > 0 || this.#active === 0) {
       this.#active++
       this.sizes.set(this.#active, 0)
@@ -157,11 +156,7 @@ export class PackSet {
 
   async close (): Promise<void> {
     await this.#tail
-    if (this.#writer != null) {
-      await this.#writer.sync()
-      await this.#writer.close()
-      this.#writer = undefined
-    }
+    await this.#closeWriter()
     for (const fh of this.#readers.values()) await fh.close()
     this.#readers.clear()
   }

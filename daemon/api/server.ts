@@ -6,19 +6,14 @@ import { HTTP_STATUS_BY_CODE, codeOf } from '../errors.js'
 import { tokensEqual } from '../keys.js'
 import type { HeraldService } from '../types.js'
 
-export interface ApiLogger {
-  info: (obj: unknown, msg?: string) => void
-  warn: (obj: unknown, msg?: string) => void
-  error: (obj: unknown, msg?: string) => void
-  debug: (obj: unknown, msg?: string) => void
-}
+import type { Log } from '../log.js'
 
 export interface ApiServerOptions {
   service: HeraldService
   token: string
   host: string
   port: number
-  logger?: ApiLogger
+  logger?: Log
   onResponse?: (route: string, method: string, status: number, seconds: number) => void
 }
 

@@ -24,6 +24,7 @@ import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
 export { VERSION }
 import { SuperSeedPolicy } from './super-seed.js'
 import { loadTrustedKeys } from './trust.js'
+import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
   FetchProgress, FetchRequest, GcResult, HeraldService, PeerInfo, PlanResult, PublishRequest, PublishResult,
@@ -36,12 +37,6 @@ const RESOLVE_TIMEOUT_MS = 5_000
 const FETCHES_KEY = 'fetches'
 const CONNECT_WAIT_MS = 10_000
 
-export interface Log {
-  info: (obj: unknown, msg?: string) => void
-  warn: (obj: unknown, msg?: string) => void
-  error: (obj: unknown, msg?: string) => void
-  debug: (obj: unknown, msg?: string) => void
-}
 
 export interface HeraldNodeInit {
   config: HeraldConfig

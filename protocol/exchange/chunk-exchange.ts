@@ -19,6 +19,8 @@ const DEFAULT_TIMEOUT = 60_000
 const DEFAULT_MAX_INFLIGHT_PER_PEER = 8
 /** streams (and so batches) at once, per connection */
 const MAX_STREAMS = 64
+/** compressed forms of recently served chunks: on release day each chunk is served to many peers */
+const COMPRESSED_CACHE_BYTES = 64 * 1024 * 1024
 
 export interface ChunkExchangeInit {
   protocolPrefix?: string
@@ -68,6 +70,9 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
   readonly #maxBatch: number
   readonly #bucket: TokenBucket
   readonly #inflight = new Map<string, number>()
+  /** digest hex → compressed bytes, or null when the chunk does not compress; insertion-ordered LRU */
+  readonly #compressed = new Map<string, Uint8Array | null>()
+  #compressedBytes = 0
 
   constructor (components: ChunkExchangeComponents, init: ChunkExchangeInit) {
     this.#components = components
@@ -135,7 +140,7 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
             data = undefined
           }
         }
-        const compressed = data != null && (accept & ACCEPT_ZSTD) !== 0 && this.#init.compress !== false ? compressChunk(data) : undefined
+        const compressed = data != null && (accept & ACCEPT_ZSTD) !== 0 && this.#init.compress !== false ? this.#compress(digest, data) : undefined
         const payload = compressed ?? data ?? new Uint8Array(0)
         if (data != null) await this.#bucket.take(payload.byteLength, signal)
         await lp.write(encodeChunkResponse({ status, encoding: compressed != null ? Encoding.ZSTD : Encoding.RAW, digest, data: payload, rawSize: data?.byteLength }), { signal })
@@ -150,6 +155,25 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
       if (n <= 0) this.#inflight.delete(key)
       else this.#inflight.set(key, n)
     }
+  }
+
+  #compress (digest: Uint8Array, data: Uint8Array): Uint8Array | undefined {
+    const key = Buffer.from(digest).toString('hex')
+    const hit = this.#compressed.get(key)
+    if (hit !== undefined) {
+      this.#compressed.delete(key)
+      this.#compressed.set(key, hit)
+      return hit ?? undefined
+    }
+    const c = compressChunk(data) ?? null
+    this.#compressed.set(key, c)
+    this.#compressedBytes += c?.byteLength ?? 0
+    for (const [k, v] of this.#compressed) {
+      if (this.#compressedBytes <= COMPRESSED_CACHE_BYTES && this.#compressed.size <= 65_536) break
+      this.#compressed.delete(k)
+      this.#compressedBytes -= v?.byteLength ?? 0
+    }
+    return c ?? undefined
   }
 
   async * fetch (peer: PeerId, digests: Uint8Array[], options: { signal?: AbortSignal } = {}): AsyncGenerator<ChunkReply> {

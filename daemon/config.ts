@@ -19,6 +19,8 @@ const LimitsSchema = z.object({
   batchSize: z.number().int().min(1).max(64).default(8),
   /** upload cap for serving peers, bytes/s; 0 = unlimited */
   uploadBytesPerSecond: z.number().int().min(0).default(0),
+  /** send chunks zstd-compressed to peers that accept it, and ask for them (fewer bytes, more CPU) */
+  compress: z.boolean().default(true),
   /** concurrent serving streams per peer; more get RATE_LIMITED */
   serveInflightPerPeer: z.number().int().min(1).max(256).default(8),
   maxConnections: z.number().int().min(2).default(300),

@@ -734,6 +734,8 @@ async function createNodeLibp2p (config: HeraldConfig, key: PrivateKey, hooks: S
       policy: superSeed != null ? (peer, digest) => superSeed.decide(peer.toString(), digestHex(digest)) : undefined,
       uploadBytesPerSecond: config.limits.uploadBytesPerSecond,
       maxInflightPerPeer: config.limits.serveInflightPerPeer,
+      compress: config.limits.compress,
+      acceptCompressed: config.limits.compress,
       onServed: (peer, _digest, bytes) => { hooks.onServed(peer, bytes) },
       onPeerMisbehaved: hooks.onMisbehaved
     }),

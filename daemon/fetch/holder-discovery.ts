@@ -14,6 +14,8 @@ const DISCOVERY_INTERVAL_MS = 1_000
 const FIND_PROVIDERS_INTERVAL_MS = 10_000
 /** a fetch is young for this long: others announce as they start, so look every second */
 const YOUNG_MS = 20_000
+/** how often the peer store is scanned for peers to dial, ms */
+const PEER_STORE_SCAN_MS = 5_000
 /** peers known from the DHT that one fetch dials to look for holders */
 const MAX_FETCH_DIALS = 32
 
@@ -34,6 +36,7 @@ export class HolderDiscovery {
   #findTimer: ReturnType<typeof setTimeout> | undefined
   #discoverTimer: ReturnType<typeof setInterval> | undefined
   #started = 0
+  #lastPeerStoreScan = 0
 
   constructor (init: HolderDiscoveryInit) {
     this.#init = init
@@ -80,8 +83,12 @@ export class HolderDiscovery {
     const { libp2p } = this.#init
     for (const peer of libp2p.getPeers()) this.#watch(peer)
     this.#init.onPeers?.(this.#init.swarm.remotes.size)
-    // peers the DHT has told us about may be fetching the same release: connect to a bounded number
+    // peers the DHT has told us about may be fetching the same release: connect to a bounded number,
+    // looking at the peer store (costly: it decodes every record) every few seconds while the fetch is young
     if (libp2p.getPeers().length >= MAX_FETCH_DIALS) return
+    const now = Date.now()
+    if (now - this.#started > YOUNG_MS || now - this.#lastPeerStoreScan < PEER_STORE_SCAN_MS) return
+    this.#lastPeerStoreScan = now
     void libp2p.peerStore.all().then(known => {
       for (const p of known) {
         const id = p.id.toString()

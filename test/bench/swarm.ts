@@ -38,13 +38,13 @@ async function main (): Promise<void> {
     const input = join(dir, 'release')
     await generateRelease({ seed: 7, entries: Math.max(1, Math.round(size / 1_030)), dir: input })
     const fetchTuning = { seedDeadlineMs: 300, hedgeAfterMs: 4_000, stallTimeoutMs: 60_000 }
-    const seed = await DaemonProcess.start({ dataDir: join(dir, 'seed'), seed: true, host: '127.0.0.2', uploadBytesPerSecond: cap, logLevel: 'error', config: { fetch: fetchTuning, ...(process.env.BENCH_NO_CHUNK_PROVIDE != null ? { dht: { provideChunks: false } } : {}) } })
+    const seed = await DaemonProcess.start({ dataDir: join(dir, 'seed'), seed: true, host: '127.0.0.2', uploadBytesPerSecond: cap, logLevel: 'error', config: { fetch: fetchTuning, limits: JSON.parse(process.env.BENCH_LIMITS ?? '{}'), ...(process.env.BENCH_NO_CHUNK_PROVIDE != null ? { dht: { provideChunks: false } } : {}) } })
     daemons.push(seed)
     const pub = await seed.client.publish({ name: 'bench@1', dir: input })
     log(`published ${pub.bytes} bytes in ${pub.chunks} chunks (${pub.seconds.toFixed(1)} s)`)
     const trust = [await seed.publisherKey()]
     const nodes = await Promise.all(Array.from({ length: peers }, async (_, i) => {
-      const d = await DaemonProcess.start({ dataDir: join(dir, `p${i}`), host: `127.0.0.${i + 3}`, bootstrap: seed.listen, trust, logLevel: 'error', config: { fetch: fetchTuning, ...(process.env.BENCH_NO_CHUNK_PROVIDE != null ? { dht: { provideChunks: false } } : {}) } })
+      const d = await DaemonProcess.start({ dataDir: join(dir, `p${i}`), host: `127.0.0.${i + 3}`, bootstrap: seed.listen, trust, logLevel: 'error', config: { fetch: fetchTuning, limits: JSON.parse(process.env.BENCH_LIMITS ?? '{}'), ...(process.env.BENCH_NO_CHUNK_PROVIDE != null ? { dht: { provideChunks: false } } : {}) } })
       daemons.push(d)
       return d
     }))

@@ -396,7 +396,7 @@ export class HeraldNode implements HeraldService {
       job.setState('fetching')
       await this.store.withFetch(async () => {
         if (!swarm.complete) await this.#transfer(job, swarm, signal)
-        await this.store.pin(dataset, version, index.digests)
+        await this.#repin(dataset, version, index.digests)
       })
       this.announcer.provideChunks(Array.from({ length: index.count }, (_, i) => cidFromDigest(index.digestAt(i))))
       job.setState('materializing')
@@ -484,6 +484,16 @@ export class HeraldNode implements HeraldService {
     }
   }
 
+  /**
+   * Pin a release to exactly these chunks. A release re-published under the same name (higher seq) has
+   * other chunks than the pin an older record left, so the old pin is replaced. Callers hold the fetch
+   * lease, so GC cannot run between the two steps.
+   */
+  async #repin (dataset: string, version: string, digests: Uint8Array): Promise<void> {
+    await this.store.unpin(dataset, version)
+    await this.store.pin(dataset, version, digests)
+  }
+
   // ---- publish -------------------------------------------------------------------------------------
 
   async publish (req: PublishRequest): Promise<PublishResult> {
@@ -498,7 +508,7 @@ export class HeraldNode implements HeraldService {
         onChunk: async (digest, bytes) => { if (await this.store.putChunk(digest, bytes)) newChunks++ }
       })
       await this.store.putManifest(result.cid, result.bytes)
-      await this.store.pin(dataset, version, manifestChunkIndex(result.manifest).digests)
+      await this.#repin(dataset, version, manifestChunkIndex(result.manifest).digests)
       return result
     })
     const previous = await this.store.getRelease(dataset, version)

@@ -85,3 +85,30 @@ describe('herald CLI and local API', function () {
     expect((await fetch(`${seed.metricsUrl}/nope`)).status).to.equal(404)
   })
 })
+
+describe('re-publishing a release', function () {
+  this.timeout(120_000)
+
+  it('should pin the new content, so gc keeps it and drops what only the old record used', async () => {
+    const { mkdtemp, rm, writeFile, mkdir } = await import('node:fs/promises')
+    const dir = await mkdtemp(join(tmpdir(), 'herald-repub-'))
+    const seed = await DaemonProcess.start({ dataDir: join(dir, 'seed'), seed: true })
+    try {
+      await mkdir(join(dir, 'a'))
+      await mkdir(join(dir, 'b'))
+      await writeFile(join(dir, 'a', 'f.txt'), 'first content '.repeat(5_000))
+      await writeFile(join(dir, 'b', 'f.txt'), 'second content '.repeat(5_000))
+      const first = await seed.client.publish({ name: 'rp@1', dir: join(dir, 'a') })
+      const second = await seed.client.publish({ name: 'rp@1', dir: join(dir, 'b') })
+      expect(second.seq).to.equal(first.seq + 1)
+      const gc = await seed.client.gc()
+      expect(gc.chunksFreed).to.equal(first.chunks)
+      const verify = await seed.client.verify('rp@1')
+      expect(verify.ok).to.equal(true)
+      expect(verify.missing).to.equal(0)
+    } finally {
+      await seed.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -86,11 +86,8 @@ common(program.command('start'))
   .option('--upload-limit <bytesPerSec>', 'cap on bytes/s served to peers (0 = none)', nonNegative)
   .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent')
   .action(async (opts) => {
-    let daemon: Awaited<ReturnType<typeof startDaemon>>
-    try {
-      daemon = await startDaemon(loadConfig(flagsOf(opts)))
-    } catch (err) { fail(err) }
-    // handlers first: a supervisor may send SIGTERM the moment it sees the ready line
+    // handlers first: a supervisor may signal during startup or the moment it sees the ready line
+    let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined
     let signals = 0
     const onSignal = (signal: string): void => {
       signals++
@@ -99,10 +96,18 @@ common(program.command('start'))
         process.exit(130)
       }
       console.error(`heraldd: ${signal}, stopping (in-flight fetches are checkpointed; send again to force)`)
-      daemon.stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
+      // during startup the daemon is stopped as soon as it is up
+      daemon?.stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1) })
     }
     process.on('SIGINT', () => { onSignal('SIGINT') })
     process.on('SIGTERM', () => { onSignal('SIGTERM') })
+    try {
+      daemon = await startDaemon(loadConfig(flagsOf(opts)))
+    } catch (err) { fail(err) }
+    if (signals > 0) {
+      await daemon.stop()
+      process.exit(0)
+    }
     const { node } = daemon
     console.log(`heraldd ${VERSION} ready peer=${node.peerId} seed=${String(node.isSeed)} api=${daemon.apiUrl} metrics=${daemon.metricsUrl ?? 'off'} listen=${node.listenAddrs().join(',')}`)
   })

@@ -40,6 +40,13 @@ const FetchSchema = z.object({
   stallTimeoutMs: z.number().int().min(1_000).default(120_000)
 }).strict()
 
+const PublishSchema = z.object({
+  /** encode new chunks as deltas against the previous release of the dataset (publisher only) */
+  delta: z.boolean().default(true),
+  /** worker threads for delta encoding; 0 = one per core */
+  threads: z.number().int().min(0).max(256).default(0)
+}).strict()
+
 export const ConfigSchema = z.object({
   dataDir: z.string().min(1),
   seed: z.boolean().default(false),
@@ -62,6 +69,7 @@ export const ConfigSchema = z.object({
   }).strict().default({ host: '127.0.0.1', port: DEFAULT_METRICS_PORT, enabled: true }),
   limits: LimitsSchema.default(LimitsSchema.parse({})),
   fetch: FetchSchema.default(FetchSchema.parse({})),
+  publish: PublishSchema.default(PublishSchema.parse({})),
   dht: z.object({
     /** provide chunk CIDs too (background, bounded queue) */
     provideChunks: z.boolean().default(true),

@@ -11,8 +11,24 @@ export interface PublishRequest {
   name: ReleaseName
   /** Absolute path of the directory (or single file) on the daemon's host. */
   dir: string
-  /** A release of the same dataset to compute delta chunks against (later feature; optional). */
+  /** The release of the same dataset to encode delta chunks against (default: the newest one held). */
   base?: ReleaseName
+  /** false: no delta chunks for this release (default: the daemon's publish.delta setting) */
+  delta?: boolean
+}
+
+export interface DeltaSummary {
+  /** the release the deltas are against */
+  base: ReleaseName
+  /** distinct new chunks the base lacks, and their bytes */
+  candidates: number
+  candidateBytes: number
+  /** chunks given a delta encoding, and what their delta objects weigh */
+  encoded: number
+  deltaBytes: number
+  /** what a peer holding the base moves for the new chunks (deltas, else compressed chunks) */
+  movedBytes: number
+  seconds: number
 }
 
 export interface PublishResult {
@@ -25,6 +41,8 @@ export interface PublishResult {
   newChunks: number
   bytes: number
   seconds: number
+  /** present when delta chunks were computed */
+  delta?: DeltaSummary
 }
 
 export interface FetchRequest {
@@ -132,6 +150,8 @@ export interface PlanResult {
   releaseChunks: number
   reusedBytes: number
   reusedChunks: number
+  /** chunks that will move as delta objects */
+  deltaChunks: number
   /** bytes to move by encoding */
   toMove: { raw: number, compressed: number, delta: number, manifest: number, total: number }
 }

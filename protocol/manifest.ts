@@ -5,7 +5,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { cidFromDigest, DAG_CBOR_CODEC, DIGEST_LENGTH, digestHex, sha256 } from './cid.js'
-import { validateChunkerParams, type ChunkerParams } from './chunker.js'
+import { MAX_CHUNK_SIZE, validateChunkerParams, type ChunkerParams } from './chunker.js'
 import { HashMismatchError, InvalidManifestError } from './errors.js'
 import { normalizeManifestPath } from './paths.js'
 import { validDataset, validVersion } from './names.js'
@@ -33,6 +33,8 @@ export interface ManifestFile {
   /** concatenated 32-byte sha256 digests, in file order */
   chunks: Uint8Array
   chunkSizes: Uint32Array
+  /** per chunk, its size as the chunk protocol sends it (zstd when that is smaller); lets `plan` predict */
+  wireSizes?: Uint32Array
   upstream?: UpstreamFile
 }
 
@@ -72,6 +74,7 @@ function unpackSizes (bytes: Uint8Array): Uint32Array {
 export function encodeManifest (m: Manifest): Uint8Array {
   const files = m.files.map(f => {
     const o: Record<string, unknown> = { path: f.path, size: f.size, mode: f.mode, chunks: f.chunks, sizes: packSizes(f.chunkSizes) }
+    if (f.wireSizes != null) o.wire = packSizes(f.wireSizes)
     if (f.upstream != null) {
       const u: Record<string, unknown> = { name: f.upstream.name, size: f.upstream.size, sha256: f.upstream.sha256, md5: f.upstream.md5, compression: f.upstream.compression }
       if (f.upstream.member != null) u.member = f.upstream.member
@@ -185,6 +188,12 @@ export function decodeManifest (data: Uint8Array): Manifest {
     }
     if (sum !== size) fail(`${where}.size ${size} is not the sum of its chunks (${sum})`)
     const file: ManifestFile = { path, size, mode, chunks, chunkSizes }
+    if (f.wire !== undefined) {
+      const wire = bytes(f.wire, `${where}.wire`)
+      if (wire.byteLength !== count * 4) fail(`${where}.wire does not match its chunk count`)
+      file.wireSizes = unpackSizes(wire)
+      for (let i = 0; i < count; i++) if (file.wireSizes[i] > chunkSizes[i]) fail(`${where}.wire has a chunk larger on the wire than raw`)
+    }
     if (f.upstream !== undefined) file.upstream = decodeUpstream(f.upstream, where)
     files.push(file)
   }
@@ -201,8 +210,16 @@ export function decodeManifest (data: Uint8Array): Manifest {
       if (d.byteLength !== DIGEST_LENGTH) fail(`${where}.bases digests must be 32 bytes`)
       return d
     })
-    return { target, object, size: uint(e.size, `${where}.size`), bases, kind: str(e.kind, `${where}.kind`, 64) }
+    if (bases.length === 0) fail(`${where}.bases must name at least one base chunk`)
+    const size = uint(e.size, `${where}.size`)
+    if (size === 0 || size > MAX_CHUNK_SIZE) fail(`${where}.size must be 1–${MAX_CHUNK_SIZE}`)
+    return { target, object, size, bases, kind: str(e.kind, `${where}.kind`, 64) }
   })
+  if (encodings.length > 0) {
+    const chunks = new Set<string>()
+    for (const f of files) for (let i = 0; i < f.chunkSizes.length; i++) chunks.add(digestHex(f.chunks.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH)))
+    encodings.forEach((e, n) => { if (!chunks.has(digestHex(e.target))) fail(`encodings[${n}].target is not a chunk of this manifest`) })
+  }
   return { format: 1, dataset, version, chunker, files, encodings, createdAt: uint(raw.createdAt, 'createdAt') }
 }
 
@@ -218,6 +235,8 @@ export interface ChunkIndex {
   /** n*32 bytes */
   digests: Uint8Array
   sizes: Uint32Array
+  /** wire sizes, when the manifest gives them */
+  wireSizes?: Uint32Array
   totalBytes: number
   digestAt: (i: number) => Uint8Array
   indexOf: (digest: Uint8Array) => number
@@ -230,6 +249,8 @@ export function manifestChunkIndex (m: Manifest): ChunkIndex {
   for (const f of m.files) total += f.chunkSizes.length
   const digests = new Uint8Array(total * DIGEST_LENGTH)
   const sizes = new Uint32Array(total)
+  const hasWire = m.files.length > 0 && m.files.every(f => f.wireSizes != null)
+  const wire = hasWire ? new Uint32Array(total) : undefined
   let count = 0
   let totalBytes = 0
   for (const f of m.files) {
@@ -240,6 +261,7 @@ export function manifestChunkIndex (m: Manifest): ChunkIndex {
       seen.set(key, count)
       digests.set(d, count * DIGEST_LENGTH)
       sizes[count] = f.chunkSizes[i]
+      if (wire != null) wire[count] = (f.wireSizes as Uint32Array)[i]
       totalBytes += f.chunkSizes[i]
       count++
     }
@@ -249,9 +271,39 @@ export function manifestChunkIndex (m: Manifest): ChunkIndex {
     count,
     digests: packed,
     sizes: sizes.slice(0, count),
+    wireSizes: wire?.slice(0, count),
     totalBytes,
     digestAt: (i: number) => packed.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH),
     indexOf: (digest: Uint8Array) => seen.get(digestHex(digest)) ?? -1
+  }
+}
+
+/**
+ * The delta objects of a manifest as have-bitmap entries: entry `chunks.count + k` is `digests[k]`, an
+ * object that rebuilds chunk `targets[k]` from `bases[k]`. Encodings of unknown kinds are left out.
+ */
+export interface DeltaIndex {
+  count: number
+  digests: Uint8Array
+  sizes: Uint32Array
+  targets: Int32Array
+  bases: Uint8Array[][]
+  kinds: string[]
+  digestAt: (k: number) => Uint8Array
+}
+
+export function manifestDeltaIndex (m: Manifest, chunks: ChunkIndex, kinds: string[]): DeltaIndex {
+  const usable = m.encodings.filter(e => kinds.includes(e.kind) && chunks.indexOf(e.target) !== -1)
+  const digests = new Uint8Array(usable.length * DIGEST_LENGTH)
+  usable.forEach((e, k) => digests.set(e.object, k * DIGEST_LENGTH))
+  return {
+    count: usable.length,
+    digests,
+    sizes: Uint32Array.from(usable, e => e.size),
+    targets: Int32Array.from(usable, e => chunks.indexOf(e.target)),
+    bases: usable.map(e => e.bases),
+    kinds: usable.map(e => e.kind),
+    digestAt: (k: number) => digests.subarray(k * DIGEST_LENGTH, (k + 1) * DIGEST_LENGTH)
   }
 }
 

@@ -32,6 +32,7 @@ const P = {
   current: 'cur/',
   progress: 'g/',
   packEnd: 'k/',
+  features: 's/',
   meta: 'meta/'
 }
 
@@ -353,7 +354,12 @@ export class Store {
       this.#stats.chunks -= chunksFreed
       this.#stats.bytes -= bytesFreed
       for (let s = 0; s < dead.length; s += 4096) {
-        await this.#db.batch([...dead.slice(s, s + 4096).map(k => ({ type: 'del' as const, key: k })), this.#statsOp()])
+        const batch = dead.slice(s, s + 4096)
+        await this.#db.batch([
+          ...batch.map(k => ({ type: 'del' as const, key: k })),
+          ...batch.map(k => ({ type: 'del' as const, key: key(P.features, k.subarray(P.chunk.length)) })),
+          this.#statsOp()
+        ])
       }
       // reclaim disk: drop empty packs, rewrite mostly-dead ones into a fresh pack
       await this.#packs.rotate()
@@ -385,6 +391,21 @@ export class Store {
     await this.#packs.sync()
     await this.#db.del(key(P.packEnd, String(id)))
     await this.#packs.remove(id)
+  }
+
+  // ---- resemblance features (delta encoding) -------------------------------------------------------
+
+  /** Super-features of a stored chunk, computed once by the delta encoder and kept until GC drops the chunk. */
+  async getFeatures (digest: Uint8Array): Promise<Uint32Array | undefined> {
+    this.#check()
+    const v = await this.#db.get(key(P.features, digest))
+    if (v === undefined || v.byteLength % 4 !== 0) return undefined
+    return new Uint32Array(v.slice().buffer)
+  }
+
+  async putFeatures (digest: Uint8Array, features: Uint32Array): Promise<void> {
+    this.#check()
+    await this.#db.put(key(P.features, digest), new Uint8Array(features.buffer.slice(features.byteOffset, features.byteOffset + features.byteLength)))
   }
 
   // ---- current pointer, progress, small state ------------------------------------------------------

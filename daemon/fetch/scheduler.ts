@@ -7,6 +7,9 @@
 //   already handed to someone else, and we wait for that someone's HAVE.
 // - Slow requests are hedged to another holder; bad bytes penalise the peer; every chunk is verified
 //   (by the caller's `store`) before it counts.
+// - Delta objects: a chunk the caller can rebuild from bases it holds is fetched as its (much smaller) delta
+//   object instead; when no source holds the object, or it does not rebuild the chunk, the chunk itself is
+//   fetched.
 import { logger } from '@libp2p/logger'
 import { digestHex } from '../../protocol/cid.js'
 import { bitGet } from './swarm.js'
@@ -30,14 +33,26 @@ export interface Reply {
   encoding?: 'raw' | 'zstd'
 }
 
+/** thrown by `store` when a delta object arrived intact but does not rebuild its chunk */
+export class DeltaFailedError extends Error {
+  static name = 'DeltaFailedError'
+  readonly code = 'DELTA_FAILED'
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'DeltaFailedError'
+  }
+}
+
 export interface SchedulerInit {
   swarm: ReleaseSwarm
   stats: PeerStats
   /** ask one peer for a batch of chunks; yields replies in request order */
   request: (peerId: string, digests: Uint8Array[], signal: AbortSignal) => AsyncIterable<Reply>
-  /** verify and store a chunk; throws on a hash mismatch */
+  /** verify and store an entry (a chunk, or a delta object and the chunk it rebuilds); throws on a hash mismatch */
   store: (index: number, digest: Uint8Array, bytes: Uint8Array) => Promise<void>
-  onReceived: (peerId: string, seed: boolean, wireBytes: number, rawBytes: number, encoding: 'raw' | 'zstd') => void
+  /** for missing chunks: the delta-object entry to fetch instead (its bases are held locally) */
+  deltaFor?: Map<number, number>
+  onReceived: (peerId: string, seed: boolean, wireBytes: number, rawBytes: number, encoding: 'raw' | 'zstd' | 'delta') => void
   onRequest?: (peerId: string, seed: boolean, result: string, seconds: number) => void
   onMisbehaviour?: (peerId: string, reason: string) => void
   maxInflightPerPeer: number
@@ -76,6 +91,8 @@ export class FetchScheduler {
   readonly #missing: number[]
   readonly #state = new Map<number, ChunkState>()
   readonly #inflightByPeer = new Map<string, number>()
+  /** delta-object entry → the chunk it stands for */
+  readonly #standsFor = new Map<number, number>()
   #inflight = 0
   #cursor = 0
   #lastProgress = Date.now()
@@ -88,7 +105,14 @@ export class FetchScheduler {
     this.#swarm = init.swarm
     this.#missing = []
     for (let i = 0; i < init.swarm.index.count; i++) {
-      if (!init.swarm.hasLocal(i)) this.#missing.push(i)
+      if (init.swarm.hasLocal(i)) continue
+      const e = init.deltaFor?.get(i)
+      if (e != null && !init.swarm.hasLocal(e)) {
+        this.#standsFor.set(e, i)
+        this.#missing.push(e)
+      } else {
+        this.#missing.push(i)
+      }
     }
     // a different order on every node: simultaneous downloaders start on different chunks
     this.#missing.sort((a, b) => this.#hash(a) - this.#hash(b))
@@ -103,11 +127,39 @@ export class FetchScheduler {
 
   get remaining (): number { return this.#missing.length }
 
+  /** Fetch chunk i itself instead of delta-object entry e. */
+  #fallBack (e: number): void {
+    const i = this.#standsFor.get(e)
+    if (i == null) return
+    this.#standsFor.delete(e)
+    const at = this.#missing.indexOf(e)
+    if (at !== -1) this.#missing[at] = i
+    else if (!this.#swarm.hasLocal(i)) this.#missing.push(i)
+    log('delta object %d: fetching chunk %d itself', e, i)
+    this.#poke()
+  }
+
+  /** Delta objects nobody can serve (after the seed deadline) fall back to their chunks. */
+  #checkObjects (now: number): void {
+    if (this.#standsFor.size === 0 || now - this.#startedAt < this.#init.seedDeadlineMs) return
+    for (const [e, i] of [...this.#standsFor]) {
+      if (this.#swarm.hasLocal(i)) continue
+      const s = this.#state.get(e)
+      if (s != null && s.inflight > 0) continue
+      let served = false
+      for (const r of this.#swarm.remotes.values()) {
+        if (bitGet(r.bitmap, e) && this.#init.stats.usable(r.peerId, now)) { served = true; break }
+      }
+      if (!served || (s != null && s.peerFailures >= 3)) this.#fallBack(e)
+    }
+  }
+
   async run (): Promise<void> {
     const { signal } = this.#init
     const running = new Set<Promise<void>>()
     while (true) {
       signal.throwIfAborted()
+      this.#checkObjects(Date.now())
       this.#compact()
       if (this.#missing.length === 0 && running.size === 0) return
       for (const job of this.#schedule()) {
@@ -132,7 +184,9 @@ export class FetchScheduler {
     let w = 0
     for (let r = 0; r < this.#missing.length; r++) {
       const i = this.#missing[r]
-      if (!this.#swarm.hasLocal(i)) this.#missing[w++] = i
+      const stands = this.#standsFor.get(i)
+      // a delta object is not needed once its chunk is held (e.g. a hedged fetch of the chunk landed)
+      if (!this.#swarm.hasLocal(i) && (stands == null || !this.#swarm.hasLocal(stands))) this.#missing[w++] = i
     }
     this.#missing.length = w
     if (this.#cursor >= w) this.#cursor = 0
@@ -240,7 +294,7 @@ export class FetchScheduler {
     let received = 0
     let result = 'ok'
     try {
-      const digests = batch.map(i => this.#swarm.index.digestAt(i))
+      const digests = batch.map(i => this.#swarm.digestAt(i))
       let k = 0
       for await (const reply of this.#init.request(peerId, digests, controller.signal)) {
         const i = batch[k++]
@@ -257,6 +311,11 @@ export class FetchScheduler {
             release()
           } catch (err: any) {
             release()
+            if (err.code === 'DELTA_FAILED') {
+              log.error('delta object %s does not rebuild its chunk: %s', digestHex(digests[k - 1]).slice(0, 16), err.message)
+              this.#fallBack(i)
+              continue
+            }
             if (err.code === 'HASH_MISMATCH') {
               stats.penalize(peerId)
               this.#init.onMisbehaviour?.(peerId, 'bad_hash')
@@ -268,7 +327,8 @@ export class FetchScheduler {
           }
           received += reply.bytes.byteLength
           this.#lastProgress = Date.now()
-          this.#init.onReceived(peerId, seed, reply.wireBytes, reply.bytes.byteLength, reply.encoding ?? 'raw')
+          const object = this.#swarm.isObject(i)
+          this.#init.onReceived(peerId, seed, reply.wireBytes, object ? this.#swarm.sizeAt(this.#swarm.targetOf(i)) : reply.bytes.byteLength, object ? 'delta' : reply.encoding ?? 'raw')
         } else if (reply.status === 'not-found') {
           this.#swarm.forgetRemoteChunk(peerId, i)
           if (!seed) this.#chunk(i).peerFailures++

@@ -1,8 +1,10 @@
 // What this node and the peers it watches hold of one release: the have-bitmaps over the manifest's
-// deduplicated chunk list. The local bitmap feeds the have-protocol (bitmap, then incremental updates),
-// so a chunk is announced to watching peers the moment it is stored.
+// entries — its deduplicated chunk list, then its delta objects. The local bitmap feeds the have-protocol
+// (bitmap, then incremental updates), so an entry is announced to watching peers the moment it is stored.
 import type { CID } from 'multiformats/cid'
-import type { ChunkIndex } from '../../protocol/manifest.js'
+import type { ChunkIndex, DeltaIndex } from '../../protocol/manifest.js'
+
+export const NO_DELTAS: DeltaIndex = { count: 0, digests: new Uint8Array(0), sizes: new Uint32Array(0), targets: new Int32Array(0), bases: [], kinds: [], digestAt: () => { throw new RangeError('no delta objects') } }
 
 export function bitGet (bitmap: Uint8Array, i: number): boolean {
   return (bitmap[i >> 3] & (0x80 >> (i & 7))) !== 0
@@ -36,31 +38,52 @@ type HaveListener = (indices: number[], complete: boolean) => void
 export class ReleaseSwarm {
   readonly manifestCid: CID
   readonly index: ChunkIndex
+  readonly deltas: DeltaIndex
+  /** chunks, then delta objects */
+  readonly entries: number
   readonly have: Uint8Array
   readonly remotes = new Map<string, RemoteHave>()
+  /** chunks held (delta objects not counted) */
   #held: number
+  #heldEntries: number
   #listeners = new Set<HaveListener>()
   #changeWaiters: Array<() => void> = []
 
-  constructor (manifestCid: CID, index: ChunkIndex, have: Uint8Array) {
+  /** `have` covers the entries: index.count chunks, then deltas.count objects */
+  constructor (manifestCid: CID, index: ChunkIndex, have: Uint8Array, deltas: DeltaIndex = NO_DELTAS) {
     this.manifestCid = manifestCid
     this.index = index
-    this.have = have
-    this.#held = popcount(have, index.count)
+    this.deltas = deltas
+    this.entries = index.count + deltas.count
+    this.have = new Uint8Array(Math.ceil(this.entries / 8))
+    this.have.set(have.subarray(0, this.have.byteLength))
+    this.#held = popcount(this.have, index.count)
+    this.#heldEntries = popcount(this.have, this.entries)
   }
 
+  /** chunks held */
   get held (): number { return this.#held }
+  /** every chunk held: the release is complete (delta objects are optional) */
   get complete (): boolean { return this.#held === this.index.count }
+  /** every entry held, delta objects included */
+  get full (): boolean { return this.#heldEntries === this.entries }
 
   hasLocal (i: number): boolean { return bitGet(this.have, i) }
 
-  /** Record a chunk as stored locally and tell the watching peers. */
+  isObject (e: number): boolean { return e >= this.index.count }
+  /** the chunk a delta-object entry rebuilds */
+  targetOf (e: number): number { return this.deltas.targets[e - this.index.count] }
+  digestAt (e: number): Uint8Array { return e < this.index.count ? this.index.digestAt(e) : this.deltas.digestAt(e - this.index.count) }
+  sizeAt (e: number): number { return e < this.index.count ? this.index.sizes[e] : this.deltas.sizes[e - this.index.count] }
+
+  /** Record an entry as stored locally and tell the watching peers (their `complete` means every entry). */
   markHave (i: number): void {
     if (bitGet(this.have, i)) return
     bitSet(this.have, i)
-    this.#held++
-    const complete = this.complete
-    for (const l of this.#listeners) l([i], complete)
+    if (i < this.index.count) this.#held++
+    this.#heldEntries++
+    const full = this.full
+    for (const l of this.#listeners) l([i], full)
   }
 
   subscribe (listener: HaveListener): () => void {
@@ -70,10 +93,10 @@ export class ReleaseSwarm {
 
   /** A peer's full bitmap arrived. */
   setRemote (peerId: string, bitmap: Uint8Array, seed: boolean): void {
-    const copy = new Uint8Array(Math.ceil(this.index.count / 8))
+    const copy = new Uint8Array(Math.ceil(this.entries / 8))
     copy.set(bitmap.subarray(0, copy.byteLength))
-    const held = popcount(copy, this.index.count)
-    this.remotes.set(peerId, { peerId, bitmap: copy, held, complete: held === this.index.count, seed, updatedAt: Date.now() })
+    const held = popcount(copy, this.entries)
+    this.remotes.set(peerId, { peerId, bitmap: copy, held, complete: held === this.entries, seed, updatedAt: Date.now() })
     this.#changed()
   }
 
@@ -82,15 +105,15 @@ export class ReleaseSwarm {
     const r = this.remotes.get(peerId)
     if (r == null) return
     for (const i of indices) {
-      if (i < 0 || i >= this.index.count || bitGet(r.bitmap, i)) continue
+      if (i < 0 || i >= this.entries || bitGet(r.bitmap, i)) continue
       bitSet(r.bitmap, i)
       r.held++
     }
-    if (complete && r.held !== this.index.count) {
+    if (complete && r.held !== this.entries) {
       r.bitmap.fill(0xff)
-      r.held = this.index.count
+      r.held = this.entries
     }
-    r.complete = r.held === this.index.count
+    r.complete = r.held === this.entries
     r.updatedAt = Date.now()
     this.#changed()
   }
@@ -109,7 +132,7 @@ export class ReleaseSwarm {
     this.#changed()
   }
 
-  /** Number of non-seed peers that hold chunk i. */
+  /** Number of non-seed peers that hold entry i. */
   holders (i: number): number {
     let n = 0
     for (const r of this.remotes.values()) if (!r.seed && bitGet(r.bitmap, i)) n++

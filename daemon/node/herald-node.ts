@@ -5,7 +5,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { digestHex, cidFromDigest, parseCid, verifyDigest, sha256 } from '../../protocol/cid.js'
 import { chunkExchange, haveExchange, releaseExchange } from '../../protocol/exchange/index.js'
-import { manifestChunkIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
+import { encodeManifest, manifestCid, manifestChunkIndex, manifestDeltaIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
+import { decodeDelta, DELTA_KIND } from '../../protocol/delta.js'
+import { computeWireSizes, DeltaPool, encodeReleaseDeltas } from '../../protocol/delta-encoder.js'
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
 import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease } from '../../protocol/release.js'
 import { buildRelease } from '../../protocol/ingest.js'
@@ -16,7 +18,7 @@ import { releasesDir, type HeraldConfig } from '../config.js'
 import { HeraldError } from '../errors.js'
 import { PeerStats } from '../fetch/peer-stats.js'
 import { HolderDiscovery } from '../fetch/holder-discovery.js'
-import { FetchScheduler } from '../fetch/scheduler.js'
+import { DeltaFailedError, FetchScheduler } from '../fetch/scheduler.js'
 import { ReleaseSwarm } from '../fetch/swarm.js'
 import { FetchJob } from './fetch-job.js'
 import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
@@ -27,7 +29,7 @@ import { loadTrustedKeys } from './trust.js'
 import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
-  FetchProgress, FetchRequest, GcResult, HeraldService, PeerInfo, PlanResult, PublishRequest, PublishResult,
+  DeltaSummary, FetchProgress, FetchRequest, GcResult, HeraldService, PeerInfo, PlanResult, PublishRequest, PublishResult,
   ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
 } from '../types.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
@@ -64,6 +66,7 @@ export class HeraldNode implements HeraldService {
   #activeTransfers = 0
   #lastServedAt = 0
   #timers: Array<ReturnType<typeof setInterval>> = []
+  #deltaPool?: DeltaPool
   #stopping = false
 
   private constructor (init: HeraldNodeInit, store: Store, libp2p: HeraldNode['libp2p'], trusted: Array<Uint8Array | string>) {
@@ -136,6 +139,7 @@ export class HeraldNode implements HeraldService {
     for (const job of this.#jobs.values()) job.controller.abort(new HeraldError('SHUTTING_DOWN', 'daemon stopping'))
     await Promise.allSettled([...this.#jobs.values()].map(async j => await j.done))
     this.announcer.stop()
+    await this.#deltaPool?.close()
     await this.libp2p.stop()
     await this.store.close()
     this.#log.info({}, 'heraldd stopped')
@@ -164,7 +168,7 @@ export class HeraldNode implements HeraldService {
 
   getHave (cid: CID): { bitmap: Uint8Array, count: number } | undefined {
     const swarm = this.#swarms.get(cid.toString())
-    return swarm == null ? undefined : { bitmap: swarm.have, count: swarm.index.count }
+    return swarm == null ? undefined : { bitmap: swarm.have, count: swarm.entries }
   }
 
   subscribeHave (cid: CID, listener: (indices: number[], complete: boolean) => void): () => void {
@@ -255,10 +259,59 @@ export class HeraldNode implements HeraldService {
     let swarm = this.#swarms.get(key)
     if (swarm != null) return swarm
     const index = manifestChunkIndex(manifest)
-    const have = await this.store.hasChunks(index.digests)
-    swarm = this.#swarms.get(key) ?? new ReleaseSwarm(cid, index, have)
+    const deltas = manifestDeltaIndex(manifest, index, [DELTA_KIND])
+    const have = await this.store.hasChunks(entryDigests(index.digests, deltas.digests))
+    swarm = this.#swarms.get(key) ?? new ReleaseSwarm(cid, index, have, deltas)
     this.#swarms.set(key, swarm)
     return swarm
+  }
+
+  /** For each missing chunk with a delta object whose bases are all held here: the object's entry. */
+  async #usableDeltas (swarm: ReleaseSwarm): Promise<Map<number, number>> {
+    const out = new Map<number, number>()
+    const { deltas, index } = swarm
+    for (let k = 0; k < deltas.count; k++) {
+      const i = deltas.targets[k]
+      if (swarm.hasLocal(i) || out.has(i)) continue
+      const bases = deltas.bases[k]
+      const packed = new Uint8Array(bases.length * 32)
+      bases.forEach((b, n) => packed.set(b, n * 32))
+      const held = await this.store.hasChunks(packed)
+      let all = true
+      for (let n = 0; n < bases.length; n++) if ((held[n >> 3] & (0x80 >> (n & 7))) === 0) { all = false; break }
+      if (all) out.set(i, index.count + k)
+    }
+    return out
+  }
+
+  /** Store a fetched entry: a chunk, or a delta object and the chunk it rebuilds (verified like any chunk). */
+  async #storeEntry (swarm: ReleaseSwarm, e: number, digest: Uint8Array, bytes: Uint8Array): Promise<number> {
+    await this.store.putChunk(digest, bytes)
+    if (!swarm.isObject(e)) return e
+    const i = swarm.targetOf(e)
+    if (!swarm.hasLocal(i)) {
+      const k = e - swarm.index.count
+      const bases: Uint8Array[] = []
+      for (const b of swarm.deltas.bases[k]) {
+        const data = await this.store.getChunk(b)
+        if (data == null) throw new DeltaFailedError('a base chunk of the delta is no longer in the store')
+        bases.push(data)
+      }
+      let chunk: Uint8Array
+      try {
+        chunk = decodeDelta(bytes, bases, swarm.index.sizes[i])
+      } catch (err: any) {
+        throw new DeltaFailedError(err.message, { cause: err })
+      }
+      try {
+        await this.store.putChunk(swarm.index.digestAt(i), chunk)
+      } catch (err: any) {
+        if (err.code === 'HASH_MISMATCH') throw new DeltaFailedError('the delta object rebuilt bytes that do not match the chunk', { cause: err })
+        throw err
+      }
+    }
+    swarm.markHave(e)
+    return i
   }
 
   /** The newest verified record for a release: local store, connected peers and the seed all asked. */
@@ -396,7 +449,7 @@ export class HeraldNode implements HeraldService {
       job.setState('fetching')
       await this.store.withFetch(async () => {
         if (!swarm.complete) await this.#transfer(job, swarm, signal)
-        await this.#repin(dataset, version, index.digests)
+        await this.#repin(dataset, version, entryDigests(index.digests, swarm.deltas.digests))
       })
       this.announcer.provideChunks(Array.from({ length: index.count }, (_, i) => cidFromDigest(index.digestAt(i))))
       job.setState('materializing')
@@ -442,18 +495,19 @@ export class HeraldNode implements HeraldService {
       maxInflightPerPeer: cfg.limits.maxInflightPerPeer,
       maxInflight: cfg.limits.maxInflight,
       batchSize: cfg.limits.batchSize,
+      deltaFor: await this.#usableDeltas(swarm),
       seedDeadlineMs: cfg.fetch.seedDeadlineMs,
       hedgeAfterMs: cfg.fetch.hedgeAfterMs,
       requestTimeoutMs: cfg.fetch.requestTimeoutMs,
       stallTimeoutMs: cfg.fetch.stallTimeoutMs,
       request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s }),
-      store: async (i, digest, bytes) => {
-        await this.store.putChunk(digest, bytes)
+      store: async (e, digest, bytes) => {
+        const i = await this.#storeEntry(swarm, e, digest, bytes)
         // a hedged duplicate may land twice: count the chunk once
         if (swarm.hasLocal(i)) return
         swarm.markHave(i)
         job.progress.doneChunks++
-        job.progress.doneBytes += bytes.byteLength
+        job.progress.doneBytes += swarm.index.sizes[i]
         job.emit()
       },
       onReceived: (peerId, seed, wireBytes, rawBytes, encoding) => {
@@ -501,14 +555,30 @@ export class HeraldNode implements HeraldService {
     const { dataset, version } = parseReleaseName(req.name)
     const started = performance.now()
     let newChunks = 0
+    let delta: DeltaSummary | undefined
     const built = await this.store.withFetch(async () => {
       const result = await buildRelease(req.dir, {
         dataset,
         version,
         onChunk: async (digest, bytes) => { if (await this.store.putChunk(digest, bytes)) newChunks++ }
       })
+      let known: Map<string, number> | undefined
+      if (req.delta ?? this.config.publish.delta) {
+        const base = await this.#deltaBase(dataset, version, req.base)
+        if (base != null) {
+          const { encodings, compressed, ...summary } = await this.#encodeDeltas(result.manifest, base.manifest, base.name)
+          delta = summary
+          known = compressed
+          result.manifest.encodings = encodings
+        }
+      }
+      // what each chunk weighs on the wire, for `herald plan`
+      await computeWireSizes(result.manifest, this.#pool(), async d => await this.store.getChunk(d), known)
+      result.bytes = encodeManifest(result.manifest)
+      result.cid = manifestCid(result.bytes)
       await this.store.putManifest(result.cid, result.bytes)
-      await this.#repin(dataset, version, manifestChunkIndex(result.manifest).digests)
+      const index = manifestChunkIndex(result.manifest)
+      await this.#repin(dataset, version, entryDigests(index.digests, manifestDeltaIndex(result.manifest, index, [DELTA_KIND]).digests))
       return result
     })
     const previous = await this.store.getRelease(dataset, version)
@@ -531,7 +601,56 @@ export class HeraldNode implements HeraldService {
       chunks: built.stats.chunks,
       newChunks,
       bytes: built.stats.bytes,
-      seconds
+      seconds,
+      delta
+    }
+  }
+
+  /** The release to encode deltas against: the one asked for, else the newest other release of the dataset held complete. */
+  async #deltaBase (dataset: string, version: string, asked?: string): Promise<{ name: string, manifest: Manifest } | undefined> {
+    let candidates = (await this.store.listReleases()).filter(r => r.dataset === dataset && r.version !== version)
+    if (asked != null) {
+      const want = parseReleaseName(asked)
+      if (want.dataset !== dataset) throw new HeraldError('INVALID_REQUEST', `the delta base ${asked} is not a release of ${dataset}`)
+      candidates = candidates.filter(r => r.version === want.version)
+      if (candidates.length === 0) throw new HeraldError('RELEASE_NOT_FOUND', `the delta base ${asked} is not in the local store`)
+    }
+    for (const r of candidates.sort((a, b) => b.publishedAt - a.publishedAt)) {
+      const cid = parseCid(r.manifestCid)
+      const manifest = await this.#localManifest(cid)
+      if (manifest == null) continue
+      const swarm = await this.#openSwarm(cid, manifest)
+      if (swarm.complete) return { name: formatReleaseName(r.dataset, r.version), manifest }
+    }
+    if (asked != null) throw new HeraldError('RELEASE_NOT_FOUND', `the delta base ${asked} is not complete in the local store`)
+    return undefined
+  }
+
+  #pool (): DeltaPool {
+    this.#deltaPool ??= new DeltaPool(this.config.publish.threads > 0 ? this.config.publish.threads : undefined)
+    return this.#deltaPool
+  }
+
+  async #encodeDeltas (target: Manifest, base: Manifest, baseName: string): Promise<DeltaSummary & { encodings: Manifest['encodings'], compressed: Map<string, number> }> {
+    const { encodings, stats, compressed } = await encodeReleaseDeltas({
+      target,
+      bases: [base],
+      pool: this.#pool(),
+      getChunk: async d => await this.store.getChunk(d),
+      putObject: async (d, b) => { await this.store.putChunk(d, b) },
+      getFeatures: async d => await this.store.getFeatures(d),
+      putFeatures: async (d, f) => { await this.store.putFeatures(d, f) }
+    })
+    return {
+      base: baseName,
+      candidates: stats.candidates,
+      candidateBytes: stats.candidateBytes,
+      encoded: stats.encoded,
+      deltaBytes: stats.deltaBytes,
+      movedBytes: stats.movedBytes,
+      seconds: +stats.seconds.toFixed(3),
+      encodings,
+      compressed
     }
   }
 
@@ -583,13 +702,28 @@ export class HeraldNode implements HeraldService {
     const manifestBytesBefore = await this.store.getManifest(signed.record.manifestCid)
     const manifest = await this.#fetchManifest(signed.record.manifestCid, from, signal)
     const index = manifestChunkIndex(manifest)
-    const have = await this.store.hasChunks(index.digests)
+    const deltas = manifestDeltaIndex(manifest, index, [DELTA_KIND])
+    const have = await this.store.hasChunks(entryDigests(index.digests, deltas.digests))
+    const swarm = new ReleaseSwarm(signed.record.manifestCid, index, have, deltas)
     let reusedBytes = 0
     let reusedChunks = 0
     for (let i = 0; i < index.count; i++) {
-      if ((have[i >> 3] & (0x80 >> (i & 7))) !== 0) { reusedChunks++; reusedBytes += index.sizes[i] }
+      if (swarm.hasLocal(i)) { reusedChunks++; reusedBytes += index.sizes[i] }
     }
-    const raw = index.totalBytes - reusedBytes
+    // chunks with a usable delta move as their delta object; the rest as chunks, compressed when the
+    // manifest's wire sizes say that helps (and this daemon asks for compressed chunks)
+    let delta = 0
+    let deltaChunks = 0
+    let compressed = 0
+    let raw = 0
+    const usable = await this.#usableDeltas(swarm)
+    for (let i = 0; i < index.count; i++) {
+      if (swarm.hasLocal(i)) continue
+      const e = usable.get(i)
+      const wire = this.config.limits.compress ? index.wireSizes?.[i] : undefined
+      if (e != null) { delta += swarm.sizeAt(e); deltaChunks++ } else if (wire != null && wire < index.sizes[i]) compressed += wire
+      else raw += index.sizes[i]
+    }
     const manifestBytes = manifestBytesBefore == null ? (await this.store.getManifest(signed.record.manifestCid))?.byteLength ?? 0 : 0
     return {
       name: formatReleaseName(dataset, version),
@@ -597,7 +731,8 @@ export class HeraldNode implements HeraldService {
       releaseChunks: index.count,
       reusedBytes,
       reusedChunks,
-      toMove: { raw, compressed: 0, delta: 0, manifest: manifestBytes, total: raw + manifestBytes }
+      deltaChunks,
+      toMove: { raw, compressed, delta, manifest: manifestBytes, total: raw + compressed + delta + manifestBytes }
     }
   }
 
@@ -640,7 +775,8 @@ export class HeraldNode implements HeraldService {
     const info = await this.#releaseInfo(dataset, version)
     const manifest = await this.#localManifest(parseCid(info.manifestCid))
     if (manifest == null) throw new HeraldError('RELEASE_NOT_FOUND', `the manifest of ${name} is not in the local store: fetch it first`)
-    await this.store.pin(dataset, version, manifestChunkIndex(manifest).digests)
+    const index = manifestChunkIndex(manifest)
+    await this.store.pin(dataset, version, entryDigests(index.digests, manifestDeltaIndex(manifest, index, [DELTA_KIND]).digests))
     return await this.#releaseInfo(dataset, version)
   }
 
@@ -657,8 +793,8 @@ export class HeraldNode implements HeraldService {
     this.#metrics?.gcFreedBytesTotal.inc(result.bytesFreed)
     // what the store holds changed: the have-bitmaps must say so
     for (const [key, swarm] of this.#swarms) {
-      const have = await this.store.hasChunks(swarm.index.digests)
-      this.#swarms.set(key, new ReleaseSwarm(swarm.manifestCid, swarm.index, have))
+      const have = await this.store.hasChunks(entryDigests(swarm.index.digests, swarm.deltas.digests))
+      this.#swarms.set(key, new ReleaseSwarm(swarm.manifestCid, swarm.index, have, swarm.deltas))
     }
     return result
   }
@@ -758,4 +894,13 @@ async function createNodeLibp2p (config: HeraldConfig, key: PrivateKey, hooks: S
       getManifest: hooks.getManifest
     })
   })
+}
+
+/** The digests of a release's have-entries: its chunks, then its delta objects. */
+function entryDigests (chunks: Uint8Array, objects: Uint8Array): Uint8Array {
+  if (objects.byteLength === 0) return chunks
+  const out = new Uint8Array(chunks.byteLength + objects.byteLength)
+  out.set(chunks)
+  out.set(objects, chunks.byteLength)
+  return out
 }

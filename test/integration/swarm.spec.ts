@@ -202,6 +202,50 @@ describe('swarm (real daemons on loopback)', function () {
     await expectSameTree(v1, done.path!)
   })
 
+  it('should move an update with scattered edits as delta objects, and whole chunks to a peer without the base', async () => {
+    const v1 = join(dir, 'in-v1')
+    const v2 = join(dir, 'in-v2')
+    await generateRelease({ seed: 11, entries: 8_000, dir: v1 })
+    // 3% of entries edited all over the file: nearly every chunk changes
+    await generateNextRelease(v1, v2, { seed: 12, modifyFraction: 0.03, deleteFraction: 0.001, appendFraction: 0.01, insertFraction: 0.001 })
+    const seed = await startSeed()
+    await seed.client.publish({ name: 'uniprot@2024-03', dir: v1 })
+    const pub2 = await seed.client.publish({ name: 'uniprot@2024-04', dir: v2 })
+    expect(pub2.delta?.base).to.equal('uniprot@2024-03')
+    expect(pub2.delta?.encoded).to.be.greaterThan(0.8 * (pub2.delta?.candidates ?? 0))
+
+    const a = await startPeer('a', seed)
+    expect((await a.fetch('uniprot@2024-03')).state).to.equal('done')
+    const plan = await a.client.plan('uniprot@2024-04')
+    expect(plan.deltaChunks).to.equal(pub2.delta?.encoded)
+    expect(plan.toMove.delta).to.be.greaterThan(0).and.below(0.05 * plan.releaseBytes)
+    const fa = await a.fetch('uniprot@2024-04')
+    expect(fa.state, JSON.stringify(fa.error)).to.equal('done')
+    const moved = fa.wireBytes.seed + fa.wireBytes.peer
+    // every chunk new in v2 was rebuilt and verified; the wire carried a small fraction of them
+    expect(fa.doneBytes).to.equal(fa.totalBytes - fa.reusedBytes)
+    expect(fa.doneBytes).to.be.greaterThan(0.9 * fa.totalBytes)
+    expect(moved, `moved ${moved} of ${fa.totalBytes}`).to.be.below(0.1 * fa.totalBytes)
+    await expectSameTree(v2, fa.path!)
+    expect((await a.client.verify('uniprot@2024-04')).ok).to.equal(true)
+
+    // B also holds v1: A now holds the delta objects too and serves them
+    const b = await startPeer('b', seed)
+    expect((await b.fetch('uniprot@2024-03')).state).to.equal('done')
+    const fb = await b.fetch('uniprot@2024-04')
+    expect(fb.state, JSON.stringify(fb.error)).to.equal('done')
+    expect(fb.wireBytes.seed + fb.wireBytes.peer).to.be.below(0.1 * fb.totalBytes)
+    await expectSameTree(v2, fb.path!)
+
+    // C holds nothing: it cannot use the deltas and fetches the chunks themselves
+    const c = await startPeer('c', seed)
+    const fc = await c.fetch('uniprot@2024-04')
+    expect(fc.state, JSON.stringify(fc.error)).to.equal('done')
+    expect(fc.doneBytes).to.equal(fc.totalBytes)
+    expect(fc.wireBytes.seed + fc.wireBytes.peer).to.be.greaterThan(0.3 * fc.totalBytes)
+    await expectSameTree(v2, fc.path!)
+  })
+
   it('should refuse a release signed by a publisher it does not trust', async () => {
     const v1 = join(dir, 'in')
     await generateRelease({ seed: 6, entries: 2_000, dir: v1 })

@@ -2,9 +2,9 @@ import { expect } from 'chai'
 import { CID } from 'multiformats/cid'
 import { sha256 } from '../../../protocol/cid.js'
 import { PeerStats } from '../../../daemon/fetch/peer-stats.js'
-import { FetchScheduler, type Reply, type SchedulerInit } from '../../../daemon/fetch/scheduler.js'
+import { DeltaFailedError, FetchScheduler, type Reply, type SchedulerInit } from '../../../daemon/fetch/scheduler.js'
 import { ReleaseSwarm, bitSet } from '../../../daemon/fetch/swarm.js'
-import type { ChunkIndex } from '../../../protocol/manifest.js'
+import type { ChunkIndex, DeltaIndex } from '../../../protocol/manifest.js'
 
 const CID0 = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
 
@@ -140,5 +140,78 @@ describe('fetch scheduler', () => {
     } catch (err: any) {
       expect(err.code).to.equal('NO_SOURCE')
     }
+  })
+
+  describe('delta objects', () => {
+    /** n chunks; chunks 0..k-1 also have a delta object (entries n..n+k-1) */
+    function withDeltas (n: number, k: number): { swarm: ReleaseSwarm, init: SchedulerInit, log: Array<{ peer: string, e: number }>, bad: Set<number> } {
+      const chunks = makeChunks(n)
+      const index = makeIndex(chunks)
+      const objects = Array.from({ length: k }, (_, j) => new TextEncoder().encode(`delta-${j}`))
+      const odigests = new Uint8Array(k * 32)
+      objects.forEach((o, j) => odigests.set(sha256(o), j * 32))
+      const deltas: DeltaIndex = {
+        count: k,
+        digests: odigests,
+        sizes: Uint32Array.from(objects, o => o.byteLength),
+        targets: Int32Array.from({ length: k }, (_, j) => j),
+        bases: objects.map(() => [new Uint8Array(32)]),
+        kinds: objects.map(() => 'zstd-dict/1'),
+        digestAt: (j: number) => odigests.subarray(j * 32, j * 32 + 32)
+      }
+      const swarm = new ReleaseSwarm(CID0, index, new Uint8Array(Math.ceil((n + k) / 8)), deltas)
+      const log: Array<{ peer: string, e: number }> = []
+      const bad = new Set<number>()
+      const byDigest = new Map<string, number>()
+      for (let e = 0; e < n + k; e++) byDigest.set(Buffer.from(swarm.digestAt(e)).toString('hex'), e)
+      const init: SchedulerInit = {
+        ...setup(1).init,
+        swarm,
+        deltaFor: new Map(Array.from({ length: k }, (_, j) => [j, n + j])),
+        request: async function * (peer, digests): AsyncGenerator<Reply> {
+          for (const d of digests) {
+            const e = byDigest.get(Buffer.from(d).toString('hex'))!
+            log.push({ peer, e })
+            const bytes = e < n ? chunks[e] : objects[e - n]
+            yield { digest: d, status: 'ok', bytes, wireBytes: bytes.byteLength }
+          }
+        },
+        store: async (e, _digest, _bytes) => {
+          if (e >= n) {
+            if (bad.has(e)) throw new DeltaFailedError('does not rebuild')
+            swarm.markHave(e)
+            swarm.markHave(swarm.targetOf(e))
+          } else {
+            swarm.markHave(e)
+          }
+        }
+      }
+      return { swarm, init, log, bad }
+    }
+
+    it('should fetch delta objects instead of their chunks, and fall back to a chunk whose delta fails', async () => {
+      const { swarm, init, log, bad } = withDeltas(12, 6)
+      bad.add(12 + 2)
+      swarm.setRemote('p1', full(18), false)
+      await new FetchScheduler(init).run()
+      expect(swarm.complete).to.equal(true)
+      const asked = new Set(log.map(r => r.e))
+      for (let j = 0; j < 6; j++) expect(asked.has(12 + j), `object ${j}`).to.equal(true)
+      // chunks with a working delta were never fetched themselves; the failed one was
+      expect([0, 1, 3, 4, 5].filter(i => asked.has(i))).to.deep.equal([])
+      expect(asked.has(2)).to.equal(true)
+      for (let i = 6; i < 12; i++) expect(asked.has(i)).to.equal(true)
+    })
+
+    it('should fetch the chunks themselves when no source holds the delta objects', async () => {
+      const { swarm, init, log } = withDeltas(8, 4)
+      const chunksOnly = new Uint8Array(2)
+      for (let i = 0; i < 8; i++) bitSet(chunksOnly, i)
+      swarm.setRemote('p1', chunksOnly, false)
+      await new FetchScheduler(init).run()
+      expect(swarm.complete).to.equal(true)
+      expect(log.every(r => r.e < 8)).to.equal(true)
+      expect(log).to.have.length(8)
+    })
   })
 })

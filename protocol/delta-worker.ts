@@ -1,0 +1,25 @@
+// Worker-thread side of delta encoding (run by the pool in protocol/delta-encoder.ts): the CPU-heavy steps,
+// super-features and zstd with a dictionary, off the main thread and on every core.
+import { compressChunk } from './exchange/compression.js'
+import { encodeDelta, superFeatures } from './delta.js'
+
+export type DeltaTask =
+  | { op: 'features', data: Uint8Array }
+  | { op: 'delta', target: Uint8Array, bases: Uint8Array[], level: number }
+  | { op: 'compress', data: Uint8Array }
+
+export interface DeltaTaskResult {
+  features?: Uint32Array
+  /** the delta object */
+  object?: Uint8Array
+  /** the target's size as compressed transfer would send it */
+  compressedSize?: number
+}
+
+export default function run (task: DeltaTask): DeltaTaskResult {
+  if (task.op === 'features') return { features: superFeatures(task.data) }
+  if (task.op === 'compress') return { compressedSize: compressChunk(task.data)?.byteLength ?? task.data.byteLength }
+  const object = encodeDelta(task.target, task.bases, task.level)
+  const compressedSize = compressChunk(task.target)?.byteLength ?? task.target.byteLength
+  return { object, compressedSize }
+}

@@ -9,7 +9,7 @@ import { ApiClient, ApiError } from '../daemon/api/client.js'
 import { DEFAULT_API_PORT } from '../daemon/config.js'
 import { exitCodeFor } from '../daemon/errors.js'
 import { VERSION } from '../daemon/node/libp2p.js'
-import { bytes, progressReporter, seconds, summary, table } from './output.js'
+import { bytes, pct, progressReporter, seconds, summary, table } from './output.js'
 
 interface Globals { api?: string, token?: string, json?: boolean, progress?: boolean }
 
@@ -62,10 +62,16 @@ function run (fn: (...args: any[]) => Promise<void>): (...args: any[]) => Promis
 
 program.command('publish <name> <dir>')
   .description('publish a directory as a release (on the seed): chunk, sign, announce')
-  .option('--base <name>', 'a previous release to compute delta chunks against')
-  .action(run(async (name: string, dir: string, opts: { base?: string }) => {
-    const r = await client().publish({ name, dir: resolve(dir), base: opts.base })
-    out(r, () => `published ${r.name} seq ${r.seq}: ${r.files} files, ${bytes(r.bytes)}, ${r.chunks} chunks (${r.newChunks} new) in ${seconds(r.seconds)}\nmanifest ${r.manifestCid}`)
+  .option('--base <name>', 'the release to encode delta chunks against (default: the newest one of the dataset held)')
+  .option('--no-delta', 'do not encode delta chunks for this release')
+  .action(run(async (name: string, dir: string, opts: { base?: string, delta: boolean }) => {
+    const r = await client().publish({ name, dir: resolve(dir), base: opts.base, delta: opts.delta })
+    out(r, () => {
+      const lines = [`published ${r.name} seq ${r.seq}: ${r.files} files, ${bytes(r.bytes)}, ${r.chunks} chunks (${r.newChunks} new) in ${seconds(r.seconds)}`, `manifest ${r.manifestCid}`]
+      const d = r.delta
+      if (d != null) lines.push(`delta against ${d.base}: ${d.encoded} of ${d.candidates} new chunks as deltas (${bytes(d.deltaBytes)} for ${bytes(d.candidateBytes)}); an update from ${d.base} moves ${bytes(d.movedBytes)} in ${seconds(d.seconds)}`)
+      return lines.join('\n')
+    })
   }))
 
 program.command('fetch <name>')
@@ -99,7 +105,8 @@ program.command('plan <name>')
     const p = await client().plan(name)
     out(p, () => [`${p.name}: release ${bytes(p.releaseBytes)} in ${p.releaseChunks} chunks`,
       `  already held locally: ${bytes(p.reusedBytes)} (${p.reusedChunks} chunks)`,
-      `  to move: ${bytes(p.toMove.total)} (raw ${bytes(p.toMove.raw)}, compressed ${bytes(p.toMove.compressed)}, delta ${bytes(p.toMove.delta)}, manifest ${bytes(p.toMove.manifest)})`].join('\n'))
+      `  to move: ${bytes(p.toMove.total)} (${pct(p.toMove.total, p.releaseBytes)} of the release)`,
+      `    delta objects ${bytes(p.toMove.delta)} for ${p.deltaChunks} chunks, compressed chunks ${bytes(p.toMove.compressed)}, raw chunks ${bytes(p.toMove.raw)}, manifest ${bytes(p.toMove.manifest)}`].join('\n'))
   }))
 
 program.command('ls').description('list releases in the local store').action(run(async () => {

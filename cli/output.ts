@@ -10,6 +10,10 @@ export function bytes (n: number): string {
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`
 }
 
+export function pct (part: number, whole: number): string {
+  return whole > 0 ? `${(100 * part / whole).toFixed(part / whole < 0.1 ? 1 : 0)}%` : '0%'
+}
+
 export function seconds (s: number): string {
   if (!Number.isFinite(s)) return '?'
   if (s < 60) return `${s.toFixed(1)} s`

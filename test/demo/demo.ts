@@ -60,6 +60,10 @@ async function main (): Promise<void> {
 
     const pub2 = await seed.client.publish({ name: 'uniprot@2024-04', dir: v2 })
     console.log(`\npublished uniprot@2024-04: ${fmt(pub2.bytes)}, ${pub2.chunks} chunks, ${pub2.newChunks} not in 2024-03`)
+    const d = pub2.delta
+    if (d != null) console.log(`  delta chunks: ${d.encoded} of the ${d.candidates} new chunks (${fmt(d.candidateBytes)}) encoded against 2024-03 as ${fmt(d.deltaBytes)} of delta objects`)
+    const plan = await peers[0].client.plan('uniprot@2024-04')
+    console.log(`  herald plan on lab-a: move ${fmt(plan.toMove.total)} (delta ${fmt(plan.toMove.delta)}, compressed ${fmt(plan.toMove.compressed)}, raw ${fmt(plan.toMove.raw)}, manifest ${fmt(plan.toMove.manifest)}), reuse ${fmt(plan.reusedBytes)}`)
     console.log('\nupdating every lab to uniprot@2024-04 (each already holds 2024-03):')
     for (const [i, p] of peers.entries()) {
       const r = await p.fetch('uniprot@2024-04', 300_000)

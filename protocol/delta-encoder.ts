@@ -9,8 +9,8 @@ import { DELTA_KIND, DELTA_LEVEL, MAX_DELTA_BASES, SUPER_FEATURES } from './delt
 import type { DeltaEncoding, Manifest } from './manifest.js'
 import type { DeltaTask, DeltaTaskResult } from './delta-worker.js'
 
-/** a delta is kept only when it is at most this share of the chunk's compressed size */
-export const DELTA_KEEP_RATIO = 0.8
+/** a delta is kept when it is at most this share of the chunk's compressed size (it also costs ~300 manifest bytes) */
+export const DELTA_KEEP_RATIO = 0.95
 /** dictionary budget per delta: the best match and its neighbours in the base file */
 const DICT_BUDGET = 3 * 1024 * 1024
 

@@ -65,7 +65,7 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
 
   app.post('/v1/publish', {
     preHandler: auth,
-    schema: { body: { type: 'object', required: ['name', 'dir'], additionalProperties: false, properties: { name: { type: 'string' }, dir: { type: 'string', minLength: 1 }, base: { type: 'string' } } } }
+    schema: { body: { type: 'object', required: ['name', 'dir'], additionalProperties: false, properties: { name: { type: 'string' }, dir: { type: 'string', minLength: 1 }, base: { type: 'string' }, delta: { type: 'boolean' } } } }
   }, async (req) => await service.publish(req.body as any))
   app.post('/v1/fetch', {
     preHandler: auth,

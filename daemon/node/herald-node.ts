@@ -611,7 +611,7 @@ export class HeraldNode implements HeraldService {
     let candidates = (await this.store.listReleases()).filter(r => r.dataset === dataset && r.version !== version)
     if (asked != null) {
       const want = parseReleaseName(asked)
-      if (want.dataset !== dataset) throw new HeraldError('INVALID_REQUEST', `the delta base ${asked} is not a release of ${dataset}`)
+      if (want.dataset !== dataset) throw new HeraldError('INVALID_ARGUMENT', `the delta base ${asked} is not a release of ${dataset}`)
       candidates = candidates.filter(r => r.version === want.version)
       if (candidates.length === 0) throw new HeraldError('RELEASE_NOT_FOUND', `the delta base ${asked} is not in the local store`)
     }

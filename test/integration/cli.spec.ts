@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { DaemonProcess, HERALD } from '../helpers/daemon-process.js'
-import { generateRelease } from '../fixtures/release-gen.js'
+import { generateNextRelease, generateRelease } from '../fixtures/release-gen.js'
 
 const execFileP = promisify(execFile)
 
@@ -46,6 +46,23 @@ describe('herald CLI and local API', function () {
     const verify = await herald(seed, ['verify', 'demo@1'])
     expect(verify.code).to.equal(0)
     expect(verify.stdout).to.match(/OK/)
+  })
+
+  it('should publish the next release with delta chunks, or without them on --no-delta, and plan a fetch', async () => {
+    await generateNextRelease(join(dir, 'in'), join(dir, 'in2'), { seed: 10, modifyFraction: 0.03 })
+    const pub = await herald(seed, ['publish', 'demo@2', join(dir, 'in2')])
+    expect(pub.code, pub.stderr).to.equal(0)
+    expect(pub.stdout).to.match(/delta against demo@1: \d+ of \d+ new chunks as deltas/)
+    const plain = await herald(seed, ['--json', 'publish', '--no-delta', 'plain@2', join(dir, 'in2')])
+    expect(plain.code, plain.stderr).to.equal(0)
+    expect(JSON.parse(plain.stdout).delta).to.equal(undefined)
+    const wrongBase = await herald(seed, ['publish', '--base', 'plain@2', 'demo@3', join(dir, 'in2')])
+    expect(wrongBase.code).to.equal(2)
+    expect(wrongBase.stderr).to.match(/not a release of demo/)
+    // the seed holds everything: nothing to move
+    const plan = await herald(seed, ['plan', 'demo@2'])
+    expect(plan.code, plan.stderr).to.equal(0)
+    expect(plan.stdout).to.match(/to move: 0 B/)
   })
 
   it('should exit with a meaningful status and only the message on expected errors', async () => {

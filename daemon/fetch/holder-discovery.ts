@@ -1,6 +1,8 @@
 // Finding the holders of a release while it is fetched: every connected peer is asked for its
-// have-bitmap (and watched for HAVE updates), the DHT is asked for the manifest's providers every second
-// while the fetch is young and every 10 s after, and peers the DHT has told us about are dialled (bounded).
+// have-bitmap (and watched for HAVE updates), the DHT is asked for the manifest's providers — after 1 s,
+// then at doubling intervals up to 10 s while no new provider turns up (each query costs every DHT peer
+// CPU: on release day, when everyone is busy moving bytes) — and peers the DHT has told us about are
+// dialled (bounded).
 import { logger } from '@libp2p/logger'
 import type { HaveExchange } from '../../protocol/exchange/index.js'
 import type { ReleaseSwarm } from './swarm.js'
@@ -10,9 +12,10 @@ const log = logger('herald:discovery')
 
 /** connected peers are re-examined this often, ms */
 const DISCOVERY_INTERVAL_MS = 1_000
-/** findProviders runs this often once the fetch is no longer young, ms */
-const FIND_PROVIDERS_INTERVAL_MS = 10_000
-/** a fetch is young for this long: others announce as they start, so look every second */
+/** findProviders intervals: from 1 s, doubling while nothing new turns up, up to 10 s */
+const FIND_PROVIDERS_MIN_MS = 1_000
+const FIND_PROVIDERS_MAX_MS = 10_000
+/** a fetch is young for this long: the peer store is scanned for peers to dial */
 const YOUNG_MS = 20_000
 /** how often the peer store is scanned for peers to dial, ms */
 const PEER_STORE_SCAN_MS = 5_000
@@ -33,6 +36,7 @@ export class HolderDiscovery {
   readonly #dialed = new Set<string>()
   readonly #controller = new AbortController()
   #finding = false
+  #findInterval = FIND_PROVIDERS_MIN_MS
   #findTimer: ReturnType<typeof setTimeout> | undefined
   #discoverTimer: ReturnType<typeof setInterval> | undefined
   #started = 0
@@ -100,11 +104,14 @@ export class HolderDiscovery {
     }, () => {})
   }
 
-  async #findProviders (): Promise<void> {
+  /** true when it found a provider not already watched */
+  async #findProviders (): Promise<boolean> {
     const { libp2p, swarm } = this.#init
+    let found = false
     try {
       for await (const p of libp2p.contentRouting.findProviders(swarm.manifestCid, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(10_000)]) })) {
         if (p.id.equals(libp2p.peerId)) continue
+        if (!this.#watching.has(p.id.toString())) found = true
         if (libp2p.getConnections(p.id).length === 0) {
           try {
             await libp2p.dial(p.id, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(5_000)]) })
@@ -115,15 +122,18 @@ export class HolderDiscovery {
     } catch (err: any) {
       log('findProviders ended: %s', err.message)
     }
+    return found
   }
 
   #findLoop (): void {
-    if (this.#signal.aborted) return
-    if (!this.#finding) {
-      this.#finding = true
-      void this.#findProviders().finally(() => { this.#finding = false })
-    }
-    const young = Date.now() - this.#started < YOUNG_MS
-    this.#findTimer = setTimeout(() => { this.#findLoop() }, young ? DISCOVERY_INTERVAL_MS : FIND_PROVIDERS_INTERVAL_MS)
+    if (this.#signal.aborted || this.#finding) return
+    this.#finding = true
+    void this.#findProviders().then(found => {
+      this.#findInterval = found ? FIND_PROVIDERS_MIN_MS : Math.min(FIND_PROVIDERS_MAX_MS, this.#findInterval * 2)
+    }, () => {}).finally(() => {
+      this.#finding = false
+      if (this.#signal.aborted) return
+      this.#findTimer = setTimeout(() => { this.#findLoop() }, this.#findInterval)
+    })
   }
 }

@@ -31,6 +31,7 @@ export interface Reply {
   bytes?: Uint8Array
   wireBytes: number
   encoding?: 'raw' | 'zstd'
+  frame?: Uint8Array
 }
 
 /** thrown by `store` when a delta object arrived intact but does not rebuild its chunk */
@@ -49,7 +50,7 @@ export interface SchedulerInit {
   /** ask one peer for a batch of chunks; yields replies in request order */
   request: (peerId: string, digests: Uint8Array[], signal: AbortSignal) => AsyncIterable<Reply>
   /** verify and store an entry (a chunk, or a delta object and the chunk it rebuilds); throws on a hash mismatch */
-  store: (index: number, digest: Uint8Array, bytes: Uint8Array) => Promise<void>
+  store: (index: number, digest: Uint8Array, bytes: Uint8Array, reply: Reply) => Promise<void>
   /** for missing chunks: the delta-object entry to fetch instead (its bases are held locally) */
   deltaFor?: Map<number, number>
   onReceived: (peerId: string, seed: boolean, wireBytes: number, rawBytes: number, encoding: 'raw' | 'zstd' | 'delta') => void
@@ -307,7 +308,7 @@ export class FetchScheduler {
         if (reply.status === 'ok' && reply.bytes != null) {
           if (this.#swarm.hasLocal(i)) { release(); continue } // a hedged duplicate
           try {
-            await this.#init.store(i, digests[k - 1], reply.bytes)
+            await this.#init.store(i, digests[k - 1], reply.bytes, reply)
             release()
           } catch (err: any) {
             release()

@@ -501,8 +501,10 @@ export class HeraldNode implements HeraldService {
       requestTimeoutMs: cfg.fetch.requestTimeoutMs,
       stallTimeoutMs: cfg.fetch.stallTimeoutMs,
       request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s }),
-      store: async (e, digest, bytes) => {
+      store: async (e, digest, bytes, reply) => {
         const i = await this.#storeEntry(swarm, e, digest, bytes)
+        // verified: its compressed form can be passed on as received
+        if (reply.frame != null && !swarm.isObject(e)) this.libp2p.services.chunks.remember(digest, reply.frame, bytes.byteLength)
         // a hedged duplicate may land twice: count the chunk once
         if (swarm.hasLocal(i)) return
         swarm.markHave(i)

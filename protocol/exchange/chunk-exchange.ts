@@ -49,10 +49,17 @@ export interface ChunkReply {
   bytes?: Uint8Array
   wireBytes: number
   encoding?: 'raw' | 'zstd'
+  /** the zstd frame as received (ZSTD only): hand it to `remember` once the chunk is verified */
+  frame?: Uint8Array
 }
 
 export interface ChunkExchange {
   fetch: (peer: PeerId, digests: Uint8Array[], options?: { signal?: AbortSignal }) => AsyncGenerator<ChunkReply>
+  /**
+   * Keep the compressed form of a chunk that was received compressed and verified, to serve it to other
+   * peers without compressing it again (nor reading it back from the store) while it is in the cache.
+   */
+  remember: (digest: Uint8Array, frame: Uint8Array, rawSize: number) => void
 }
 
 const STATUS_NAME: Record<number, ChunkReply['status']> = {
@@ -70,8 +77,8 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
   readonly #maxBatch: number
   readonly #bucket: TokenBucket
   readonly #inflight = new Map<string, number>()
-  /** digest hex → compressed bytes, or null when the chunk does not compress; insertion-ordered LRU */
-  readonly #compressed = new Map<string, Uint8Array | null>()
+  /** digest hex → compressed bytes and raw size, or null when the chunk does not compress; insertion-ordered LRU */
+  readonly #compressed = new Map<string, { frame: Uint8Array, rawSize: number } | null>()
   #compressedBytes = 0
 
   constructor (components: ChunkExchangeComponents, init: ChunkExchangeInit) {
@@ -130,6 +137,15 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
           if (decision === 'rate-limited') status = Status.RATE_LIMITED
           else if (decision === 'not-found') status = Status.NOT_FOUND
         }
+        const wantsZstd = (accept & ACCEPT_ZSTD) !== 0 && this.#init.compress !== false
+        const cached = status === Status.OK && wantsZstd ? this.#cached(digest) : undefined
+        if (cached != null) {
+          // served from the compressed cache: no store read, no compression
+          await this.#bucket.take(cached.frame.byteLength, signal)
+          await lp.write(encodeChunkResponse({ status, encoding: Encoding.ZSTD, digest, data: cached.frame, rawSize: cached.rawSize }), { signal })
+          this.#init.onServed?.(peer, digest, cached.frame.byteLength)
+          continue
+        }
         if (status === Status.OK) {
           try {
             data = await this.#init.getChunk(digest)
@@ -140,7 +156,7 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
             data = undefined
           }
         }
-        const compressed = data != null && (accept & ACCEPT_ZSTD) !== 0 && this.#init.compress !== false ? this.#compress(digest, data) : undefined
+        const compressed = data != null && wantsZstd ? this.#compress(digest, data) : undefined
         const payload = compressed ?? data ?? new Uint8Array(0)
         if (data != null) await this.#bucket.take(payload.byteLength, signal)
         await lp.write(encodeChunkResponse({ status, encoding: compressed != null ? Encoding.ZSTD : Encoding.RAW, digest, data: payload, rawSize: data?.byteLength }), { signal })
@@ -157,23 +173,48 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
     }
   }
 
+  /** A cache hit with a compressed form (refreshing its LRU position). */
+  #cached (digest: Uint8Array): { frame: Uint8Array, rawSize: number } | undefined {
+    const key = Buffer.from(digest).toString('hex')
+    const hit = this.#compressed.get(key)
+    if (hit == null) return undefined
+    this.#compressed.delete(key)
+    this.#compressed.set(key, hit)
+    return hit
+  }
+
   #compress (digest: Uint8Array, data: Uint8Array): Uint8Array | undefined {
     const key = Buffer.from(digest).toString('hex')
     const hit = this.#compressed.get(key)
     if (hit !== undefined) {
       this.#compressed.delete(key)
       this.#compressed.set(key, hit)
-      return hit ?? undefined
+      return hit?.frame
     }
-    const c = compressChunk(data) ?? null
-    this.#compressed.set(key, c)
-    this.#compressedBytes += c?.byteLength ?? 0
+    const c = compressChunk(data)
+    this.#insert(key, c != null ? { frame: c, rawSize: data.byteLength } : null)
+    return c
+  }
+
+  #insert (key: string, entry: { frame: Uint8Array, rawSize: number } | null): void {
+    const old = this.#compressed.get(key)
+    if (old !== undefined) {
+      this.#compressed.delete(key)
+      this.#compressedBytes -= old?.frame.byteLength ?? 0
+    }
+    this.#compressed.set(key, entry)
+    this.#compressedBytes += entry?.frame.byteLength ?? 0
     for (const [k, v] of this.#compressed) {
       if (this.#compressedBytes <= COMPRESSED_CACHE_BYTES && this.#compressed.size <= 65_536) break
       this.#compressed.delete(k)
-      this.#compressedBytes -= v?.byteLength ?? 0
+      this.#compressedBytes -= v?.frame.byteLength ?? 0
     }
-    return c ?? undefined
+  }
+
+  remember (digest: Uint8Array, frame: Uint8Array, rawSize: number): void {
+    if (this.#init.compress === false) return
+    // a copy: the received frame is a view into a larger receive buffer
+    this.#insert(Buffer.from(digest).toString('hex'), { frame: frame.slice(), rawSize })
   }
 
   async * fetch (peer: PeerId, digests: Uint8Array[], options: { signal?: AbortSignal } = {}): AsyncGenerator<ChunkReply> {
@@ -200,7 +241,7 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
               this.#init.onPeerMisbehaved?.(peer, 'bad_compression')
               throw err
             }
-            yield { digest, status: 'ok', bytes, wireBytes, encoding: 'zstd' }
+            yield { digest, status: 'ok', bytes, wireBytes, encoding: 'zstd', frame: r.data }
             continue
           }
           if (r.encoding !== Encoding.RAW) throw new MalformedMessageError(`unsupported chunk encoding ${r.encoding}`)

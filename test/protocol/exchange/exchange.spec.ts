@@ -79,6 +79,19 @@ describe('exchange services', function () {
     expect(replies[0].wireBytes).to.be.below(text.byteLength / 10)
   })
 
+  it('should pass on a remembered compressed frame without reading the chunk again', async () => {
+    // the client received `text` compressed and verified it: it can now serve the frame as it came
+    const other = new TextEncoder().encode('>tr|Q99999|OTHER_MOUSE other OS=Mus musculus\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n'.repeat(6000))
+    const frame = compressChunk(other)!
+    client.services.chunks.remember(sha256(other), frame, other.byteLength)
+    const replies = []
+    // `other` is not in the client's store (getChunk knows only the fixtures): only the cache can answer
+    for await (const r of server.services.chunks.fetch(client.peerId, [sha256(other)])) replies.push(r)
+    expect(replies[0].status).to.equal('ok')
+    expect(replies[0].encoding).to.equal('zstd')
+    expect(Buffer.from(replies[0].bytes!).equals(Buffer.from(other))).to.equal(true)
+  })
+
   it('should refuse compressed frames that lie about their size (no unbounded inflation)', () => {
     const frame = compressChunk(text)!
     expect(() => decompressChunk(frame, text.byteLength + 1)).to.throw().with.property('code', 'MALFORMED_MESSAGE')

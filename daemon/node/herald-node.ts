@@ -64,6 +64,7 @@ export class HeraldNode implements HeraldService {
   readonly #received = { peer: 0, seed: 0 }
   #served = 0
   #activeTransfers = 0
+  #materializing = 0
   #lastServedAt = 0
   #timers: Array<ReturnType<typeof setInterval>> = []
   #deltaPool?: DeltaPool
@@ -81,8 +82,9 @@ export class HeraldNode implements HeraldService {
       provide: async (cid, signal) => { await this.libp2p.contentRouting.provide(cid, { signal }) },
       provideChunks: init.config.dht.provideChunks,
       queueMax: init.config.dht.provideQueueMax,
-      // chunk provides wait while this node fetches or serves: on release day the CPU goes to transfers
-      paused: () => this.#activeTransfers > 0 || Date.now() - this.#lastServedAt < 5_000,
+      // chunk provides wait while this node fetches, writes a release out or serves: on release day the CPU
+      // goes to transfers (each provide costs CPU on every DHT peer)
+      paused: () => this.#activeTransfers > 0 || this.#materializing > 0 || Date.now() - this.#lastServedAt < 5_000,
       onProvide: (kind, result, seconds) => {
         this.#metrics?.dhtProvidesTotal.inc({ kind, result })
         this.#metrics?.dhtProvideDurationSeconds.observe({ kind }, seconds)
@@ -454,7 +456,12 @@ export class HeraldNode implements HeraldService {
       this.announcer.provideChunks(Array.from({ length: index.count }, (_, i) => cidFromDigest(index.digestAt(i))))
       job.setState('materializing')
       const root = job.out ?? releasesDir(this.config)
-      job.progress.path = await materialize(this.store, manifest, { root, signal })
+      this.#materializing++
+      try {
+        job.progress.path = await materialize(this.store, manifest, { root, signal })
+      } finally {
+        this.#materializing--
+      }
       await this.#forgetFetch(job.name)
       job.setState('done')
       this.#metrics?.fetchDurationSeconds.observe({ result: 'done' }, (performance.now() - started) / 1000)

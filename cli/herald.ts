@@ -68,8 +68,9 @@ program.command('publish <name> <dir>')
     const r = await client().publish({ name, dir: resolve(dir), base: opts.base, delta: opts.delta })
     out(r, () => {
       const lines = [`published ${r.name} seq ${r.seq}: ${r.files} files, ${bytes(r.bytes)}, ${r.chunks} chunks (${r.newChunks} new) in ${seconds(r.seconds)}`, `manifest ${r.manifestCid}`]
-      const d = r.delta
-      if (d != null) lines.push(`delta against ${d.base}: ${d.encoded} of ${d.candidates} new chunks as deltas (${bytes(d.deltaBytes)} for ${bytes(d.candidateBytes)}); an update from ${d.base} moves ${bytes(d.movedBytes)} in ${seconds(d.seconds)}`)
+      for (const d of [...(r.delta != null ? [r.delta] : []), ...(r.olderDeltas ?? [])]) {
+        lines.push(`delta against ${d.base}: ${d.encoded} of ${d.candidates} new chunks as deltas (${bytes(d.deltaBytes)} for ${bytes(d.candidateBytes)}); an update from ${d.base} moves ${bytes(d.movedBytes)} in ${seconds(d.seconds)}`)
+      }
       return lines.join('\n')
     })
   }))

@@ -43,6 +43,8 @@ const FetchSchema = z.object({
 const PublishSchema = z.object({
   /** encode new chunks as deltas against the previous release of the dataset (publisher only) */
   delta: z.boolean().default(true),
+  /** earlier releases to encode deltas against: 1 = the newest (N-1); 2 adds N-2 for labs that skipped one */
+  deltaReleases: z.number().int().min(1).max(4).default(1),
   /** worker threads for delta encoding; 0 = one per core */
   threads: z.number().int().min(0).max(256).default(0)
 }).strict()

@@ -41,8 +41,10 @@ export interface PublishResult {
   newChunks: number
   bytes: number
   seconds: number
-  /** present when delta chunks were computed */
+  /** present when delta chunks were computed: against the newest earlier release */
   delta?: DeltaSummary
+  /** against older releases too (config publish.deltaReleases > 1), newest first */
+  olderDeltas?: DeltaSummary[]
 }
 
 export interface FetchRequest {

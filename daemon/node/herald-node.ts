@@ -5,12 +5,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { digestHex, cidFromDigest, parseCid, verifyDigest, sha256 } from '../../protocol/cid.js'
 import { chunkExchange, haveExchange, releaseExchange } from '../../protocol/exchange/index.js'
-import { encodeManifest, manifestCid, manifestChunkIndex, manifestDeltaIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
+import { manifestChunkIndex, manifestDeltaIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
 import { decodeDelta, DELTA_KIND } from '../../protocol/delta.js'
-import { computeWireSizes, DeltaPool, encodeReleaseDeltas } from '../../protocol/delta-encoder.js'
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
 import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease } from '../../protocol/release.js'
-import { buildRelease } from '../../protocol/ingest.js'
 import { Store } from '../../store/store.js'
 import { materialize, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { Announcer } from '../announce/announcer.js'
@@ -21,6 +19,7 @@ import { HolderDiscovery } from '../fetch/holder-discovery.js'
 import { DeltaFailedError, FetchScheduler } from '../fetch/scheduler.js'
 import { ReleaseSwarm } from '../fetch/swarm.js'
 import { FetchJob } from './fetch-job.js'
+import { Publisher } from './publisher.js'
 import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
 
 export { VERSION }
@@ -29,7 +28,7 @@ import { loadTrustedKeys } from './trust.js'
 import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
-  DeltaSummary, FetchProgress, FetchRequest, GcResult, HeraldService, PeerInfo, PlanResult, PublishRequest, PublishResult,
+  FetchProgress, FetchRequest, GcResult, HeraldService, PeerInfo, PlanResult, PublishRequest, PublishResult,
   ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
 } from '../types.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
@@ -67,7 +66,7 @@ export class HeraldNode implements HeraldService {
   #materializing = 0
   #lastServedAt = 0
   #timers: Array<ReturnType<typeof setInterval>> = []
-  #deltaPool?: DeltaPool
+  readonly #publisher: Publisher
   #stopping = false
 
   private constructor (init: HeraldNodeInit, store: Store, libp2p: HeraldNode['libp2p'], trusted: Array<Uint8Array | string>) {
@@ -78,6 +77,7 @@ export class HeraldNode implements HeraldService {
     this.#metrics = init.metrics
     this.#log = init.log
     this.#trusted = trusted
+    this.#publisher = new Publisher(store, init.config.publish)
     this.announcer = new Announcer({
       provide: async (cid, signal) => { await this.libp2p.contentRouting.provide(cid, { signal }) },
       provideChunks: init.config.dht.provideChunks,
@@ -141,7 +141,7 @@ export class HeraldNode implements HeraldService {
     for (const job of this.#jobs.values()) job.controller.abort(new HeraldError('SHUTTING_DOWN', 'daemon stopping'))
     await Promise.allSettled([...this.#jobs.values()].map(async j => await j.done))
     this.announcer.stop()
-    await this.#deltaPool?.close()
+    await this.#publisher.close()
     await this.libp2p.stop()
     await this.store.close()
     this.#log.info({}, 'heraldd stopped')
@@ -268,13 +268,14 @@ export class HeraldNode implements HeraldService {
     return swarm
   }
 
-  /** For each missing chunk with a delta object whose bases are all held here: the object's entry. */
+  /** For each missing chunk with delta objects whose bases are all held here: the smallest object's entry. */
   async #usableDeltas (swarm: ReleaseSwarm): Promise<Map<number, number>> {
     const out = new Map<number, number>()
     const { deltas, index } = swarm
     for (let k = 0; k < deltas.count; k++) {
       const i = deltas.targets[k]
-      if (swarm.hasLocal(i) || out.has(i)) continue
+      const chosen = out.get(i)
+      if (swarm.hasLocal(i) || (chosen != null && swarm.sizeAt(chosen) <= deltas.sizes[k])) continue
       const bases = deltas.bases[k]
       const packed = new Uint8Array(bases.length * 32)
       bases.forEach((b, n) => packed.set(b, n * 32))
@@ -453,7 +454,8 @@ export class HeraldNode implements HeraldService {
         if (!swarm.complete) await this.#transfer(job, swarm, signal)
         await this.#repin(dataset, version, entryDigests(index.digests, swarm.deltas.digests))
       })
-      this.announcer.provideChunks(Array.from({ length: index.count }, (_, i) => cidFromDigest(index.digestAt(i))))
+      // chunks, and the delta objects this node now holds (it serves them like chunks)
+      this.announcer.provideChunks(Array.from({ length: swarm.entries }, (_, e) => e).filter(e => swarm.hasLocal(e)).map(e => cidFromDigest(swarm.digestAt(e))))
       job.setState('materializing')
       const root = job.out ?? releasesDir(this.config)
       this.#materializing++
@@ -563,31 +565,9 @@ export class HeraldNode implements HeraldService {
     if (this.#publisherKey == null) throw new HeraldError('NOT_PUBLISHER', 'this daemon holds no publisher key: publish on the seed (heraldd init --seed)')
     const { dataset, version } = parseReleaseName(req.name)
     const started = performance.now()
-    let newChunks = 0
-    let delta: DeltaSummary | undefined
     const built = await this.store.withFetch(async () => {
-      const result = await buildRelease(req.dir, {
-        dataset,
-        version,
-        onChunk: async (digest, bytes) => { if (await this.store.putChunk(digest, bytes)) newChunks++ }
-      })
-      let known: Map<string, number> | undefined
-      if (req.delta ?? this.config.publish.delta) {
-        const base = await this.#deltaBase(dataset, version, req.base)
-        if (base != null) {
-          const { encodings, compressed, ...summary } = await this.#encodeDeltas(result.manifest, base.manifest, base.name)
-          delta = summary
-          known = compressed
-          result.manifest.encodings = encodings
-        }
-      }
-      // what each chunk weighs on the wire, for `herald plan`
-      await computeWireSizes(result.manifest, this.#pool(), async d => await this.store.getChunk(d), known)
-      result.bytes = encodeManifest(result.manifest)
-      result.cid = manifestCid(result.bytes)
-      await this.store.putManifest(result.cid, result.bytes)
-      const index = manifestChunkIndex(result.manifest)
-      await this.#repin(dataset, version, entryDigests(index.digests, manifestDeltaIndex(result.manifest, index, [DELTA_KIND]).digests))
+      const result = await this.#publisher.build({ dataset, version, dir: req.dir, base: req.base, delta: req.delta })
+      await this.#repin(dataset, version, result.pinDigests)
       return result
     })
     const previous = await this.store.getRelease(dataset, version)
@@ -599,67 +579,20 @@ export class HeraldNode implements HeraldService {
     if (swarm != null) this.#swarms.delete(built.cid.toString())
     const opened = await this.#openSwarm(built.cid, built.manifest)
     this.announcer.provideManifest(built.cid)
-    this.announcer.provideChunks(Array.from({ length: opened.index.count }, (_, i) => cidFromDigest(opened.index.digestAt(i))))
+    this.announcer.provideChunks(Array.from({ length: opened.entries }, (_, e) => cidFromDigest(opened.digestAt(e))))
     const seconds = (performance.now() - started) / 1000
-    this.#log.info({ release: req.name, manifest: built.cid.toString(), seq, chunks: built.stats.chunks, newChunks, seconds }, 'published')
+    this.#log.info({ release: req.name, manifest: built.cid.toString(), seq, chunks: built.stats.chunks, newChunks: built.newChunks, deltas: built.deltas, seconds }, 'published')
     return {
       name: formatReleaseName(dataset, version),
       manifestCid: built.cid.toString(),
       seq,
       files: built.stats.files,
       chunks: built.stats.chunks,
-      newChunks,
+      newChunks: built.newChunks,
       bytes: built.stats.bytes,
       seconds,
-      delta
-    }
-  }
-
-  /** The release to encode deltas against: the one asked for, else the newest other release of the dataset held complete. */
-  async #deltaBase (dataset: string, version: string, asked?: string): Promise<{ name: string, manifest: Manifest } | undefined> {
-    let candidates = (await this.store.listReleases()).filter(r => r.dataset === dataset && r.version !== version)
-    if (asked != null) {
-      const want = parseReleaseName(asked)
-      if (want.dataset !== dataset) throw new HeraldError('INVALID_ARGUMENT', `the delta base ${asked} is not a release of ${dataset}`)
-      candidates = candidates.filter(r => r.version === want.version)
-      if (candidates.length === 0) throw new HeraldError('RELEASE_NOT_FOUND', `the delta base ${asked} is not in the local store`)
-    }
-    for (const r of candidates.sort((a, b) => b.publishedAt - a.publishedAt)) {
-      const cid = parseCid(r.manifestCid)
-      const manifest = await this.#localManifest(cid)
-      if (manifest == null) continue
-      const swarm = await this.#openSwarm(cid, manifest)
-      if (swarm.complete) return { name: formatReleaseName(r.dataset, r.version), manifest }
-    }
-    if (asked != null) throw new HeraldError('RELEASE_NOT_FOUND', `the delta base ${asked} is not complete in the local store`)
-    return undefined
-  }
-
-  #pool (): DeltaPool {
-    this.#deltaPool ??= new DeltaPool(this.config.publish.threads > 0 ? this.config.publish.threads : undefined)
-    return this.#deltaPool
-  }
-
-  async #encodeDeltas (target: Manifest, base: Manifest, baseName: string): Promise<DeltaSummary & { encodings: Manifest['encodings'], compressed: Map<string, number> }> {
-    const { encodings, stats, compressed } = await encodeReleaseDeltas({
-      target,
-      bases: [base],
-      pool: this.#pool(),
-      getChunk: async d => await this.store.getChunk(d),
-      putObject: async (d, b) => { await this.store.putChunk(d, b) },
-      getFeatures: async d => await this.store.getFeatures(d),
-      putFeatures: async (d, f) => { await this.store.putFeatures(d, f) }
-    })
-    return {
-      base: baseName,
-      candidates: stats.candidates,
-      candidateBytes: stats.candidateBytes,
-      encoded: stats.encoded,
-      deltaBytes: stats.deltaBytes,
-      movedBytes: stats.movedBytes,
-      seconds: +stats.seconds.toFixed(3),
-      encodings,
-      compressed
+      delta: built.deltas[0],
+      olderDeltas: built.deltas.length > 1 ? built.deltas.slice(1) : undefined
     }
   }
 

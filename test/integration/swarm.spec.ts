@@ -246,6 +246,32 @@ describe('swarm (real daemons on loopback)', function () {
     await expectSameTree(v2, fc.path!)
   })
 
+  it('should give a lab that skipped a release deltas against the one it holds (N-2 → N)', async () => {
+    const v1 = join(dir, 'in-v1')
+    const v2 = join(dir, 'in-v2')
+    const v3 = join(dir, 'in-v3')
+    await generateRelease({ seed: 21, entries: 6_000, dir: v1 })
+    await generateNextRelease(v1, v2, { seed: 22, modifyFraction: 0.03 })
+    await generateNextRelease(v2, v3, { seed: 23, modifyFraction: 0.03 })
+    const seed = await DaemonProcess.start({ dataDir: join(dir, 'seed'), seed: true, config: { publish: { deltaReleases: 2 } } })
+    daemons.push(seed)
+    await seed.client.publish({ name: 'uniprot@2024-01', dir: v1 })
+    const a = await startPeer('a', seed)
+    expect((await a.fetch('uniprot@2024-01')).state).to.equal('done')
+    await seed.client.publish({ name: 'uniprot@2024-02', dir: v2 })
+    const pub3 = await seed.client.publish({ name: 'uniprot@2024-03', dir: v3 })
+    expect(pub3.delta?.base).to.equal('uniprot@2024-02')
+    expect(pub3.olderDeltas?.[0].base).to.equal('uniprot@2024-01')
+    expect(pub3.olderDeltas?.[0].encoded).to.be.greaterThan(0)
+    // A never fetched 2024-02: only the deltas against 2024-01 are usable to it
+    const plan = await a.client.plan('uniprot@2024-03')
+    expect(plan.deltaChunks).to.equal(pub3.olderDeltas?.[0].encoded)
+    const f = await a.fetch('uniprot@2024-03')
+    expect(f.state, JSON.stringify(f.error)).to.equal('done')
+    expect(f.wireBytes.seed + f.wireBytes.peer).to.be.below(0.15 * f.totalBytes)
+    await expectSameTree(v3, f.path!)
+  })
+
   it('should refuse a release signed by a publisher it does not trust', async () => {
     const v1 = join(dir, 'in')
     await generateRelease({ seed: 6, entries: 2_000, dir: v1 })

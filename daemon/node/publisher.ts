@@ -1,0 +1,127 @@
+// The seed's side of publishing: chunk a directory into the store, encode the new chunks as deltas against
+// the dataset's earlier releases, record every chunk's wire size, and produce the manifest. Signing and
+// announcing stay with the node.
+import { parseCid } from '../../protocol/cid.js'
+import { DELTA_KIND } from '../../protocol/delta.js'
+import { computeWireSizes, DeltaPool, encodeReleaseDeltas } from '../../protocol/delta-encoder.js'
+import { buildRelease } from '../../protocol/ingest.js'
+import { decodeManifest, encodeManifest, manifestChunkIndex, manifestCid, manifestDeltaIndex, type DeltaEncoding, type Manifest } from '../../protocol/manifest.js'
+import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
+import { HeraldError } from '../errors.js'
+import type { HeraldConfig } from '../config.js'
+import type { DeltaSummary } from '../types.js'
+import type { Store } from '../../store/store.js'
+import type { CID } from 'multiformats/cid'
+
+export interface PublishInput {
+  dataset: string
+  version: string
+  dir: string
+  /** the release to encode deltas against (default: the newest held, plus older ones per config) */
+  base?: string
+  delta?: boolean
+}
+
+export interface Published {
+  manifest: Manifest
+  bytes: Uint8Array
+  cid: CID
+  stats: { files: number, chunks: number, bytes: number }
+  newChunks: number
+  /** one summary per base release, newest first */
+  deltas: DeltaSummary[]
+  /** the digests to pin: chunks, then delta objects */
+  pinDigests: Uint8Array
+}
+
+export class Publisher {
+  readonly #store: Store
+  readonly #config: HeraldConfig['publish']
+  #pool?: DeltaPool
+
+  constructor (store: Store, config: HeraldConfig['publish']) {
+    this.#store = store
+    this.#config = config
+  }
+
+  async close (): Promise<void> {
+    await this.#pool?.close()
+  }
+
+  #threads (): DeltaPool {
+    this.#pool ??= new DeltaPool(this.#config.threads > 0 ? this.#config.threads : undefined)
+    return this.#pool
+  }
+
+  /** Build, encode and store a release's manifest. Runs under the caller's fetch lease (no GC meanwhile). */
+  async build (input: PublishInput): Promise<Published> {
+    const store = this.#store
+    let newChunks = 0
+    const result = await buildRelease(input.dir, {
+      dataset: input.dataset,
+      version: input.version,
+      onChunk: async (digest, bytes) => { if (await store.putChunk(digest, bytes)) newChunks++ }
+    })
+    const deltas: DeltaSummary[] = []
+    const encodings: DeltaEncoding[] = []
+    let known: Map<string, number> | undefined
+    if (input.delta ?? this.#config.delta) {
+      for (const base of await this.#bases(input.dataset, input.version, input.base)) {
+        const r = await encodeReleaseDeltas({
+          target: result.manifest,
+          bases: [base.manifest],
+          pool: this.#threads(),
+          getChunk: async d => await store.getChunk(d),
+          putObject: async (d, b) => { await store.putChunk(d, b) },
+          getFeatures: async d => await store.getFeatures(d),
+          putFeatures: async (d, f) => { await store.putFeatures(d, f) }
+        })
+        known ??= r.compressed
+        encodings.push(...r.encodings)
+        const s = r.stats
+        deltas.push({ base: base.name, candidates: s.candidates, candidateBytes: s.candidateBytes, encoded: s.encoded, deltaBytes: s.deltaBytes, movedBytes: s.movedBytes, seconds: +s.seconds.toFixed(3) })
+      }
+    }
+    result.manifest.encodings = encodings
+    // what each chunk weighs on the wire, for `herald plan`
+    await computeWireSizes(result.manifest, this.#threads(), async d => await store.getChunk(d), known)
+    const bytes = encodeManifest(result.manifest)
+    const cid = manifestCid(bytes)
+    await store.putManifest(cid, bytes)
+    const index = manifestChunkIndex(result.manifest)
+    const objects = manifestDeltaIndex(result.manifest, index, [DELTA_KIND]).digests
+    const pinDigests = new Uint8Array(index.digests.byteLength + objects.byteLength)
+    pinDigests.set(index.digests)
+    pinDigests.set(objects, index.digests.byteLength)
+    return { manifest: result.manifest, bytes, cid, stats: result.stats, newChunks, deltas, pinDigests }
+  }
+
+  /**
+   * The releases to encode deltas against: the one asked for; else the newest `publish.deltaReleases`
+   * other releases of the dataset held complete, newest first (N-1, then N-2 for labs that skipped one).
+   */
+  async #bases (dataset: string, version: string, asked?: string): Promise<Array<{ name: string, manifest: Manifest }>> {
+    let candidates = (await this.#store.listReleases()).filter(r => r.dataset === dataset && r.version !== version)
+    if (asked != null) {
+      const want = parseReleaseName(asked)
+      if (want.dataset !== dataset) throw new HeraldError('INVALID_ARGUMENT', `the delta base ${asked} is not a release of ${dataset}`)
+      candidates = candidates.filter(r => r.version === want.version)
+      if (candidates.length === 0) throw new HeraldError('RELEASE_NOT_FOUND', `the delta base ${asked} is not in the local store`)
+    }
+    const out: Array<{ name: string, manifest: Manifest }> = []
+    const limit = asked != null ? 1 : this.#config.deltaReleases
+    for (const r of candidates.sort((a, b) => b.publishedAt - a.publishedAt)) {
+      if (out.length >= limit) break
+      const raw = await this.#store.getManifest(parseCid(r.manifestCid))
+      if (raw == null) continue
+      const manifest = decodeManifest(raw)
+      const index = manifestChunkIndex(manifest)
+      const have = await this.#store.hasChunks(index.digests)
+      let complete = true
+      for (let i = 0; i < index.count && complete; i++) if ((have[i >> 3] & (0x80 >> (i & 7))) === 0) complete = false
+      if (complete) out.push({ name: formatReleaseName(r.dataset, r.version), manifest })
+    }
+    if (asked != null && out.length === 0) throw new HeraldError('RELEASE_NOT_FOUND', `the delta base ${asked} is not complete in the local store`)
+    return out
+  }
+}

@@ -1,7 +1,8 @@
 // `npm run bench:swarm -- [--peers 8] [--size 256MiB] [--cap 50MB]`: release day. One seed with a capped
 // upload and N daemons (separate processes, each on its own loopback address 127.0.0.x) all fetch a fresh
 // release at once. Prints progress to stderr and, last on stdout, one JSON line:
-// {seedShare, allDoneSeconds, allVerifiedSeconds, limitSeconds, firstDoneSeconds, peerTradeStartSeconds, releaseBytes, peers, capBytesPerSec}
+// {seedShare, allDoneSeconds, allVerifiedSeconds, limitSeconds, firstDoneSeconds, peerTradeStartSeconds, releaseBytes,
+//  seedCpuSeconds, peerCpuSeconds (mean), totalCpuSeconds, requestsPerPeer (chunk-batch requests), peers, capBytesPerSec}
 import '../../protocol/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -51,6 +52,7 @@ async function main (): Promise<void> {
     log(`${peers} daemons up; letting connections settle…`)
     await new Promise(resolve => setTimeout(resolve, 3_000))
     const served0 = (await seed.client.status()).served
+    const cpu0 = await Promise.all(daemons.map(async d => await d.cpuSeconds()))
     const t0 = performance.now()
     const jobs = await Promise.all(nodes.map(async n => await n.client.startFetch({ name: 'bench@1' })))
     const doneAt: Array<number | undefined> = new Array(peers).fill(undefined)
@@ -73,6 +75,13 @@ async function main (): Promise<void> {
       if (now > 600) throw new Error('did not finish in 600 s')
     }
     const served = (await seed.client.status()).served - served0
+    const cpu = (await Promise.all(daemons.map(async d => await d.cpuSeconds()))).map((c, i) => c - cpu0[i])
+    const peerCpu = cpu.slice(1)
+    // chunk-batch requests each daemon made (herald_fetch_chunks_total counts one per request)
+    const requests = await Promise.all(nodes.map(async n => {
+      const text = await (await fetch(`${n.metricsUrl}/metrics`)).text()
+      return text.split('\n').filter(l => l.startsWith('herald_fetch_chunks_total{')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
+    }))
     const result = {
       seedShare: +(served / pub.bytes).toFixed(3),
       allDoneSeconds: +Math.max(...doneAt as number[]).toFixed(2),
@@ -81,6 +90,11 @@ async function main (): Promise<void> {
       firstDoneSeconds: +Math.min(...doneAt as number[]).toFixed(2),
       peerTradeStartSeconds: tradeStart === undefined ? null : +tradeStart.toFixed(2),
       releaseBytes: pub.bytes,
+      // CPU seconds used during the fetch: on a small machine the sum over all processes bounds the time
+      seedCpuSeconds: +cpu[0].toFixed(1),
+      peerCpuSeconds: +(peerCpu.reduce((a, b) => a + b, 0) / peers).toFixed(1),
+      totalCpuSeconds: +cpu.reduce((a, b) => a + b, 0).toFixed(1),
+      requestsPerPeer: Math.round(requests.reduce((a, b) => a + b, 0) / peers),
       peers,
       capBytesPerSec: cap
     }

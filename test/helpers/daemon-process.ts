@@ -9,6 +9,8 @@ import { ApiClient } from '../../daemon/api/client.js'
 import type { FetchProgress } from '../../daemon/types.js'
 
 const execFileP = promisify(execFile)
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat, 100 on Linux */
+const CLOCK_TICKS = 100
 const here = dirname(fileURLToPath(import.meta.url))
 export const HERALDD = resolve(here, '../../cli/heraldd.js')
 export const HERALD = resolve(here, '../../cli/herald.js')
@@ -99,6 +101,14 @@ export class DaemonProcess {
     this.listen = field('listen').split(',').filter(s => s !== '').map(a => a.includes('/p2p/') ? a : `${a}/p2p/${this.peerId}`)
     this.token = (await readFile(join(this.opts.dataDir, 'api.token'), 'utf8')).trim()
     this.client = new ApiClient({ url: this.apiUrl, token: this.token })
+  }
+
+  /** CPU seconds (user + system) the daemon process has used so far, from /proc (Linux). */
+  async cpuSeconds (): Promise<number> {
+    const stat = await readFile(`/proc/${this.child?.pid ?? 0}/stat`, 'utf8')
+    // fields after the command name (which may contain spaces): utime and stime are the 12th and 13th
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
   }
 
   async publisherKey (): Promise<string> {

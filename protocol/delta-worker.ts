@@ -14,11 +14,16 @@ export interface DeltaTaskResult {
   object?: Uint8Array
   /** the target's size as compressed transfer would send it */
   compressedSize?: number
+  /** op 'compress': the zstd frame, when compression saves enough to keep it */
+  frame?: Uint8Array
 }
 
 export default function run (task: DeltaTask): DeltaTaskResult {
   if (task.op === 'features') return { features: superFeatures(task.data) }
-  if (task.op === 'compress') return { compressedSize: compressChunk(task.data)?.byteLength ?? task.data.byteLength }
+  if (task.op === 'compress') {
+    const frame = compressChunk(task.data)
+    return { compressedSize: frame?.byteLength ?? task.data.byteLength, frame }
+  }
   const object = encodeDelta(task.target, task.bases, task.level)
   const compressedSize = compressChunk(task.target)?.byteLength ?? task.target.byteLength
   return { object, compressedSize }

@@ -1,8 +1,10 @@
 // Import from files already on disk (e.g. an older release downloaded by FTP): chunk them with the
 // shipped chunker into the store, so that a later fetch only moves the delta. Imported chunks are not
-// pinned: pin a release that references them (or fetch one, which pins) before running gc.
+// pinned: pin a release that references them (or fetch one, which pins) before running gc. Chunks are
+// kept zstd-compressed when that saves space, like everything else the store holds.
 import { chunkStream, DEFAULT_CHUNKER, type ChunkerParams } from '../protocol/chunker.js'
 import { sha256 } from '../protocol/cid.js'
+import { compressChunk } from '../protocol/exchange/compression.js'
 import { walkRelease } from '../protocol/ingest.js'
 import type { Store } from './store.js'
 
@@ -21,7 +23,9 @@ export async function importDirectory (store: Store, dir: string, params: Chunke
       for await (const chunk of chunkStream(file.open(), params)) {
         result.chunks++
         result.bytes += chunk.byteLength
-        if (await store.putChunk(sha256(chunk), chunk)) result.newChunks++
+        const digest = sha256(chunk)
+        if (await store.hasChunk(digest)) continue
+        if (await store.putChunk(digest, chunk, compressChunk(chunk))) result.newChunks++
       }
     }
     return result

@@ -8,8 +8,15 @@ import { DiskFullError, StoreCorruptError } from './errors.js'
 export interface Location {
   pack: number
   offset: number
+  /** bytes in the pack */
   length: number
+  /** how the bytes are stored: the chunk itself, or its zstd frame (the form compressed transfer sends) */
+  encoding: StoredEncoding
+  /** the chunk's own size (= length when stored raw) */
+  rawSize: number
 }
+
+export type StoredEncoding = 'raw' | 'zstd'
 
 const PACK_RE = /^pack-(\d{8})\.dat$/
 
@@ -17,19 +24,34 @@ export function packName (id: number): string {
   return `pack-${String(id).padStart(8, '0')}.dat`
 }
 
+// Index entry: pack u32, offset f64, length u32 (16 bytes: stored raw, the schema-1 layout), then for a
+// compressed entry encoding u8 (1 = zstd) and the raw size u32 (21 bytes).
+const RAW_ENTRY = 16
+const ENCODED_ENTRY = 21
+const ENCODING_ZSTD = 1
+
 export function encodeLocation (loc: Location): Uint8Array {
-  const out = new Uint8Array(16)
+  const out = new Uint8Array(loc.encoding === 'raw' ? RAW_ENTRY : ENCODED_ENTRY)
   const dv = new DataView(out.buffer)
   dv.setUint32(0, loc.pack, true)
   dv.setFloat64(4, loc.offset, true)
   dv.setUint32(12, loc.length, true)
+  if (loc.encoding === 'zstd') {
+    dv.setUint8(16, ENCODING_ZSTD)
+    dv.setUint32(17, loc.rawSize, true)
+  }
   return out
 }
 
 export function decodeLocation (b: Uint8Array): Location {
-  if (b.byteLength !== 16) throw new StoreCorruptError('chunk index entry is not 16 bytes')
+  if (b.byteLength !== RAW_ENTRY && b.byteLength !== ENCODED_ENTRY) throw new StoreCorruptError(`chunk index entry is ${b.byteLength} bytes, not ${RAW_ENTRY} or ${ENCODED_ENTRY}`)
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
-  return { pack: dv.getUint32(0, true), offset: dv.getFloat64(4, true), length: dv.getUint32(12, true) }
+  const pack = dv.getUint32(0, true)
+  const offset = dv.getFloat64(4, true)
+  const length = dv.getUint32(12, true)
+  if (b.byteLength === RAW_ENTRY) return { pack, offset, length, encoding: 'raw', rawSize: length }
+  if (dv.getUint8(16) !== ENCODING_ZSTD) throw new StoreCorruptError(`chunk index entry has unknown encoding ${dv.getUint8(16)}`)
+  return { pack, offset, length, encoding: 'zstd', rawSize: dv.getUint32(17, true) }
 }
 
 export class PackSet {
@@ -92,7 +114,7 @@ export class PackSet {
   }
 
   /** Append bytes; appends are serialised so that offsets are exact. */
-  async append (bytes: Uint8Array): Promise<Location> {
+  async append (bytes: Uint8Array): Promise<{ pack: number, offset: number, length: number }> {
     const run = this.#tail.then(async () => {
       const fh = await this.#openWriter()
       const pack = this.#active

@@ -7,13 +7,15 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { digestHex, verifyDigest } from '../protocol/cid.js'
 import { checkNotReplay } from '../protocol/release.js'
-import { DiskFullError, SchemaVersionError, StoreClosedError, StoreLockedError } from './errors.js'
+import { DiskFullError, SchemaVersionError, StoreClosedError, StoreCorruptError, StoreLockedError } from './errors.js'
 import { HashMismatchError } from '../protocol/errors.js'
-import { decodeLocation, encodeLocation, PackSet, type Location } from './packs.js'
+import { decompressChunk } from '../protocol/exchange/compression.js'
+import { decodeLocation, encodeLocation, PackSet, type Location, type StoredEncoding } from './packs.js'
 import { RwLock } from './rwlock.js'
 import type { CID } from 'multiformats/cid'
 
-export const SCHEMA_VERSION = 1
+/** 2: index entries may name a zstd-stored chunk (schema-1 stores are upgraded in place: their entries stay valid) */
+export const SCHEMA_VERSION = 2
 /** packs roll over at 1 GiB: big enough to keep file counts low, small enough for GC to rewrite */
 export const DEFAULT_PACK_MAX_BYTES = 1024 * 1024 * 1024
 /** GC rewrites a pack whose dead share is above this */
@@ -64,6 +66,12 @@ export interface StoreStats {
   pins: number
 }
 
+export interface StoredChunk {
+  encoding: StoredEncoding
+  data: Uint8Array
+  rawSize: number
+}
+
 export interface ReleaseEntry {
   dataset: string
   version: string
@@ -103,7 +111,7 @@ export class Store {
     try {
       const schemaKey = key(P.meta, 'schema')
       const schema = await db.get(schemaKey)
-      if (schema === undefined) {
+      if (schema === undefined || Number(dec.decode(schema)) === 1) {
         await db.put(schemaKey, enc.encode(String(SCHEMA_VERSION)))
       } else if (Number(dec.decode(schema)) !== SCHEMA_VERSION) {
         throw new SchemaVersionError(`store schema ${dec.decode(schema)} in ${dir} is not the supported ${SCHEMA_VERSION}: use a heraldd that supports it, or restore a backup`)
@@ -138,8 +146,11 @@ export class Store {
 
   // ---- chunks --------------------------------------------------------------------------------------
 
-  /** Verify and store a chunk; true if it was new. */
-  async putChunk (digest: Uint8Array, bytes: Uint8Array): Promise<boolean> {
+  /**
+   * Verify and store a chunk; true if it was new. With `zstdFrame` (the chunk's zstd frame, as compressed
+   * transfer sends it) the frame is what the pack keeps: served as it is, decompressed on read.
+   */
+  async putChunk (digest: Uint8Array, bytes: Uint8Array, zstdFrame?: Uint8Array): Promise<boolean> {
     this.#check()
     if (!verifyDigest(digest, bytes)) throw new HashMismatchError(`chunk bytes do not hash to ${digestHex(digest)}`)
     const k = digestHex(digest)
@@ -147,7 +158,8 @@ export class Store {
     if (inFlight != null) { await inFlight; return false }
     const run = (async () => {
       if ((await this.#db.get(key(P.chunk, digest))) !== undefined) return false
-      const loc = await this.#packs.append(bytes)
+      const at = await this.#packs.append(zstdFrame ?? bytes)
+      const loc: Location = { ...at, encoding: zstdFrame != null ? 'zstd' : 'raw', rawSize: bytes.byteLength }
       this.#stats.chunks++
       this.#stats.bytes += bytes.byteLength
       try {
@@ -177,10 +189,23 @@ export class Store {
     return v === undefined ? undefined : decodeLocation(v)
   }
 
+  /** A chunk's bytes (decompressed when stored compressed). */
   async getChunk (digest: Uint8Array): Promise<Uint8Array | undefined> {
+    const stored = await this.getStored(digest)
+    if (stored === undefined || stored.encoding === 'raw') return stored?.data
+    try {
+      return decompressChunk(stored.data, stored.rawSize)
+    } catch (err) {
+      throw new StoreCorruptError(`stored frame of chunk ${digestHex(digest)} does not decompress`, { cause: err })
+    }
+  }
+
+  /** A chunk as the pack holds it: raw, or its zstd frame (what the chunk protocol sends as is). */
+  async getStored (digest: Uint8Array): Promise<StoredChunk | undefined> {
     this.#check()
     const loc = await this.#location(digest)
-    return loc === undefined ? undefined : await this.#packs.read(loc)
+    if (loc === undefined) return undefined
+    return { encoding: loc.encoding, data: await this.#packs.read(loc), rawSize: loc.rawSize }
   }
 
   async hasChunk (digest: Uint8Array): Promise<boolean> {
@@ -189,6 +214,12 @@ export class Store {
   }
 
   async chunkSize (digest: Uint8Array): Promise<number | undefined> {
+    return (await this.#location(digest))?.rawSize
+  }
+
+  /** Bytes the chunk takes in its pack (its size on the wire when served compressed). */
+  async storedSize (digest: Uint8Array): Promise<number | undefined> {
+    this.#check()
     return (await this.#location(digest))?.length
   }
 
@@ -346,7 +377,7 @@ export class Store {
         if ((await this.#db.get(key(P.ref, digest))) === undefined) {
           dead.push(k)
           chunksFreed++
-          bytesFreed += loc.length
+          bytesFreed += loc.rawSize
         } else {
           live.set(loc.pack, (live.get(loc.pack) ?? 0) + loc.length)
         }
@@ -384,7 +415,7 @@ export class Store {
       const bytes = await this.#packs.read(loc)
       const moved = await this.#packs.append(bytes)
       await this.#db.batch([
-        { type: 'put', key: k, value: encodeLocation(moved) },
+        { type: 'put', key: k, value: encodeLocation({ ...loc, ...moved }) },
         { type: 'put', key: key(P.packEnd, String(moved.pack)), value: enc.encode(String(moved.offset + moved.length)) }
       ])
     }

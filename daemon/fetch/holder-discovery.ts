@@ -1,8 +1,10 @@
 // Finding the holders of a release while it is fetched: every connected peer is asked for its
-// have-bitmap (and watched for HAVE updates), the DHT is asked for the manifest's providers — after 1 s,
-// then at doubling intervals up to 10 s while no new provider turns up (each query costs every DHT peer
-// CPU: on release day, when everyone is busy moving bytes) — and peers the DHT has told us about are
-// dialled (bounded).
+// have-bitmap (and watched for HAVE updates); the DHT is asked for the manifest's providers at the start,
+// then at doubling intervals from 2 s up to 60 s; peers the DHT or the peer store know of are dialled
+// (bounded). A DHT query is the expensive part (every node on the path decodes it and updates its peer
+// store and routing table), and on release day every downloader would run one each second: the peers
+// that matter are usually connected already (the seed, the DHT neighbours, whoever connected to us), so
+// lookups only need to find the rest.
 import { logger } from '@libp2p/logger'
 import type { HaveExchange } from '../../protocol/exchange/index.js'
 import type { ReleaseSwarm } from './swarm.js'
@@ -12,9 +14,9 @@ const log = logger('herald:discovery')
 
 /** connected peers are re-examined this often, ms */
 const DISCOVERY_INTERVAL_MS = 1_000
-/** findProviders intervals: from 1 s, doubling while nothing new turns up, up to 10 s */
-const FIND_PROVIDERS_MIN_MS = 1_000
-const FIND_PROVIDERS_MAX_MS = 10_000
+/** findProviders intervals: right away, then from 2 s doubling up to 60 s (a new provider does not reset it) */
+const FIND_PROVIDERS_MIN_MS = 2_000
+const FIND_PROVIDERS_MAX_MS = 60_000
 /** a fetch is young for this long: the peer store is scanned for peers to dial */
 const YOUNG_MS = 20_000
 /** how often the peer store is scanned for peers to dial, ms */
@@ -104,14 +106,11 @@ export class HolderDiscovery {
     }, () => {})
   }
 
-  /** true when it found a provider not already watched */
-  async #findProviders (): Promise<boolean> {
+  async #findProviders (): Promise<void> {
     const { libp2p, swarm } = this.#init
-    let found = false
     try {
       for await (const p of libp2p.contentRouting.findProviders(swarm.manifestCid, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(10_000)]) })) {
         if (p.id.equals(libp2p.peerId)) continue
-        if (!this.#watching.has(p.id.toString())) found = true
         if (libp2p.getConnections(p.id).length === 0) {
           try {
             await libp2p.dial(p.id, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(5_000)]) })
@@ -122,18 +121,16 @@ export class HolderDiscovery {
     } catch (err: any) {
       log('findProviders ended: %s', err.message)
     }
-    return found
   }
 
   #findLoop (): void {
     if (this.#signal.aborted || this.#finding) return
     this.#finding = true
-    void this.#findProviders().then(found => {
-      this.#findInterval = found ? FIND_PROVIDERS_MIN_MS : Math.min(FIND_PROVIDERS_MAX_MS, this.#findInterval * 2)
-    }, () => {}).finally(() => {
+    void this.#findProviders().finally(() => {
       this.#finding = false
       if (this.#signal.aborted) return
       this.#findTimer = setTimeout(() => { this.#findLoop() }, this.#findInterval)
+      this.#findInterval = Math.min(FIND_PROVIDERS_MAX_MS, this.#findInterval * 2)
     })
   }
 }

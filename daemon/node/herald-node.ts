@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { digestHex, cidFromDigest, parseCid, verifyDigest, sha256 } from '../../protocol/cid.js'
-import { chunkExchange, haveExchange, releaseExchange } from '../../protocol/exchange/index.js'
+import { chunkExchange, haveExchange, releaseExchange, type StoredChunk } from '../../protocol/exchange/index.js'
+import { compressChunk } from '../../protocol/exchange/compression.js'
 import { manifestChunkIndex, manifestDeltaIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
 import { decodeDelta, DELTA_KIND } from '../../protocol/delta.js'
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
@@ -99,7 +100,7 @@ export class HeraldNode implements HeraldService {
     let node: HeraldNode | undefined
     try {
       const libp2p = await createNodeLibp2p(init.config, init.peerKey, {
-        getChunk: async (d: Uint8Array) => await store.getChunk(d),
+        getStored: async (d: Uint8Array) => await store.getStored(d),
         onServed: (peer: PeerId, bytes: number) => node?.onServed(peer, bytes),
         onMisbehaved: (peer: PeerId, reason: string) => node?.onMisbehaved(peer, reason),
         getHave: (cid: CID) => node?.getHave(cid),
@@ -287,10 +288,24 @@ export class HeraldNode implements HeraldService {
     return out
   }
 
+  /**
+   * Store a chunk in the form the chunk protocol serves: the zstd frame as received, or compressed here when
+   * the manifest says compression pays for it (the publisher measured each chunk's wire size).
+   */
+  async #storeChunk (swarm: ReleaseSwarm, i: number, digest: Uint8Array, bytes: Uint8Array, frame?: Uint8Array): Promise<void> {
+    const wire = swarm.index.wireSizes?.[i]
+    if (frame == null && wire != null && wire < bytes.byteLength) frame = compressChunk(bytes)
+    await this.store.putChunk(digest, bytes, frame)
+  }
+
   /** Store a fetched entry: a chunk, or a delta object and the chunk it rebuilds (verified like any chunk). */
-  async #storeEntry (swarm: ReleaseSwarm, e: number, digest: Uint8Array, bytes: Uint8Array): Promise<number> {
+  async #storeEntry (swarm: ReleaseSwarm, e: number, digest: Uint8Array, bytes: Uint8Array, frame?: Uint8Array): Promise<number> {
+    if (!swarm.isObject(e)) {
+      await this.#storeChunk(swarm, e, digest, bytes, frame)
+      return e
+    }
+    // a delta object is itself zstd: kept as it came
     await this.store.putChunk(digest, bytes)
-    if (!swarm.isObject(e)) return e
     const i = swarm.targetOf(e)
     if (!swarm.hasLocal(i)) {
       const k = e - swarm.index.count
@@ -307,7 +322,7 @@ export class HeraldNode implements HeraldService {
         throw new DeltaFailedError(err.message, { cause: err })
       }
       try {
-        await this.store.putChunk(swarm.index.digestAt(i), chunk)
+        await this.#storeChunk(swarm, i, swarm.index.digestAt(i), chunk)
       } catch (err: any) {
         if (err.code === 'HASH_MISMATCH') throw new DeltaFailedError('the delta object rebuilt bytes that do not match the chunk', { cause: err })
         throw err
@@ -511,9 +526,7 @@ export class HeraldNode implements HeraldService {
       stallTimeoutMs: cfg.fetch.stallTimeoutMs,
       request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s }),
       store: async (e, digest, bytes, reply) => {
-        const i = await this.#storeEntry(swarm, e, digest, bytes)
-        // verified: its compressed form can be passed on as received
-        if (reply.frame != null && !swarm.isObject(e)) this.libp2p.services.chunks.remember(digest, reply.frame, bytes.byteLength)
+        const i = await this.#storeEntry(swarm, e, digest, bytes, reply.frame)
         // a hedged duplicate may land twice: count the chunk once
         if (swarm.hasLocal(i)) return
         swarm.markHave(i)
@@ -805,7 +818,7 @@ export class HeraldNode implements HeraldService {
 }
 
 interface ServiceHooks {
-  getChunk: (d: Uint8Array) => Promise<Uint8Array | undefined>
+  getStored: (d: Uint8Array) => Promise<StoredChunk | undefined>
   onServed: (peer: PeerId, bytes: number) => void
   onMisbehaved: (peer: PeerId, reason: string) => void
   getHave: (cid: CID) => { bitmap: Uint8Array, count: number } | undefined
@@ -818,7 +831,7 @@ async function createNodeLibp2p (config: HeraldConfig, key: PrivateKey, hooks: S
   const superSeed = config.seed && config.superSeed ? new SuperSeedPolicy() : undefined
   return await createHeraldLibp2p(config, key, {
     chunks: chunkExchange({
-      getChunk: hooks.getChunk,
+      getStored: hooks.getStored,
       policy: superSeed != null ? (peer, digest) => superSeed.decide(peer.toString(), digestHex(digest)) : undefined,
       uploadBytesPerSecond: config.limits.uploadBytesPerSecond,
       maxInflightPerPeer: config.limits.serveInflightPerPeer,

@@ -1,7 +1,8 @@
-// The seed's side of publishing: chunk a directory into the store, encode the new chunks as deltas against
-// the dataset's earlier releases, record every chunk's wire size, and produce the manifest. Signing and
+// The seed's side of publishing: chunk a directory into the store (each chunk compressed once, on the worker
+// pool, and kept in the form the chunk protocol sends), encode the new chunks as deltas against the
+// dataset's earlier releases, record every chunk's wire size, and produce the manifest. Signing and
 // announcing stay with the node.
-import { parseCid } from '../../protocol/cid.js'
+import { digestHex, parseCid } from '../../protocol/cid.js'
 import { DELTA_KIND } from '../../protocol/delta.js'
 import { computeWireSizes, DeltaPool, encodeReleaseDeltas } from '../../protocol/delta-encoder.js'
 import { buildRelease } from '../../protocol/ingest.js'
@@ -57,26 +58,45 @@ export class Publisher {
   async build (input: PublishInput): Promise<Published> {
     const store = this.#store
     let newChunks = 0
+    const pool = this.#threads()
+    /** digest hex → size on the wire (the stored form's size) */
+    const known = new Map<string, number>()
+    const running = new Set<Promise<void>>()
+    let failure: unknown
     const result = await buildRelease(input.dir, {
       dataset: input.dataset,
       version: input.version,
-      onChunk: async (digest, bytes) => { if (await store.putChunk(digest, bytes)) newChunks++ }
+      onChunk: async (digest, bytes) => {
+        if (failure != null) throw failure
+        const key = digestHex(digest)
+        if (known.has(key)) return
+        const stored = await store.storedSize(digest)
+        if (stored != null) { known.set(key, stored); return }
+        known.set(key, bytes.byteLength)
+        // compress on the pool while the chunker goes on, a bounded number at a time
+        const p = pool.run({ op: 'compress', data: bytes }).then(async r => {
+          known.set(key, r.compressedSize ?? bytes.byteLength)
+          if (await store.putChunk(digest, bytes, r.frame)) newChunks++
+        }).catch(err => { failure ??= err }).finally(() => { running.delete(p) })
+        running.add(p)
+        if (running.size >= pool.threads * 4) await Promise.race(running)
+      }
     })
+    await Promise.all(running)
+    if (failure != null) throw failure
     const deltas: DeltaSummary[] = []
     const encodings: DeltaEncoding[] = []
-    let known: Map<string, number> | undefined
     if (input.delta ?? this.#config.delta) {
       for (const base of await this.#bases(input.dataset, input.version, input.base)) {
         const r = await encodeReleaseDeltas({
           target: result.manifest,
           bases: [base.manifest],
-          pool: this.#threads(),
+          pool,
           getChunk: async d => await store.getChunk(d),
           putObject: async (d, b) => { await store.putChunk(d, b) },
           getFeatures: async d => await store.getFeatures(d),
           putFeatures: async (d, f) => { await store.putFeatures(d, f) }
         })
-        known ??= r.compressed
         encodings.push(...r.encodings)
         const s = r.stats
         deltas.push({ base: base.name, candidates: s.candidates, candidateBytes: s.candidateBytes, encoded: s.encoded, deltaBytes: s.deltaBytes, movedBytes: s.movedBytes, seconds: +s.seconds.toFixed(3) })
@@ -84,7 +104,7 @@ export class Publisher {
     }
     result.manifest.encodings = encodings
     // what each chunk weighs on the wire, for `herald plan`
-    await computeWireSizes(result.manifest, this.#threads(), async d => await store.getChunk(d), known)
+    await computeWireSizes(result.manifest, pool, async d => await store.getChunk(d), known)
     const bytes = encodeManifest(result.manifest)
     const cid = manifestCid(bytes)
     await store.putManifest(cid, bytes)

@@ -1,13 +1,15 @@
 // /herald/chunk/1.0.0: one stream per batch. The client sends a ChunkRequest naming up to 64 digests; the
 // server answers one ChunkResponse per digest, in order (the bytes, or NOT_FOUND / RATE_LIMITED / ERROR),
 // reading each chunk from its store only when the previous one has been written out (backpressure), and
-// closes. The client verifies nothing itself: the caller checks every chunk against its digest.
+// closes. Chunks go out in the form the store keeps them: a zstd-stored chunk is sent as its frame to a
+// client that accepts zstd (no compression on the serving path), decompressed for one that does not.
+// The client verifies nothing itself: the caller checks every chunk against its digest.
 import { lpStream } from '@libp2p/utils'
 import { logger } from '@libp2p/logger'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { MalformedMessageError } from './errors.js'
-import { compressChunk, decompressChunk } from './compression.js'
+import { decompressChunk } from './compression.js'
 import { ACCEPT_ZSTD, decodeChunkRequestFull, decodeChunkResponse, encodeChunkRequest, encodeChunkResponse, Encoding, MAX_BATCH, MAX_CHUNK_FRAME, Status } from './messages.js'
 import { TokenBucket } from './token-bucket.js'
 
@@ -19,18 +21,24 @@ const DEFAULT_TIMEOUT = 60_000
 const DEFAULT_MAX_INFLIGHT_PER_PEER = 8
 /** streams (and so batches) at once, per connection */
 const MAX_STREAMS = 64
-/** compressed forms of recently served chunks: on release day each chunk is served to many peers */
-const COMPRESSED_CACHE_BYTES = 64 * 1024 * 1024
+
+/** A chunk as the serving store holds it. */
+export interface StoredChunk {
+  encoding: 'raw' | 'zstd'
+  /** the chunk, or its zstd frame */
+  data: Uint8Array
+  rawSize: number
+}
 
 export interface ChunkExchangeInit {
   protocolPrefix?: string
-  getChunk: (digest: Uint8Array) => Promise<Uint8Array | undefined>
+  getStored: (digest: Uint8Array) => Promise<StoredChunk | undefined>
   policy?: (peer: PeerId, digest: Uint8Array) => 'serve' | 'not-found' | 'rate-limited'
   uploadBytesPerSecond?: number
   maxInflightPerPeer?: number
   maxBatch?: number
   timeout?: number
-  /** compress chunks for peers that accept it, when that saves ≥ 1/16 (default true) */
+  /** send zstd-stored chunks compressed to peers that accept it (default true; false sends them decompressed) */
   compress?: boolean
   /** ask peers for compressed chunks (default true) */
   acceptCompressed?: boolean
@@ -49,17 +57,12 @@ export interface ChunkReply {
   bytes?: Uint8Array
   wireBytes: number
   encoding?: 'raw' | 'zstd'
-  /** the zstd frame as received (ZSTD only): hand it to `remember` once the chunk is verified */
+  /** the zstd frame as received (ZSTD only): what the store keeps once the chunk is verified */
   frame?: Uint8Array
 }
 
 export interface ChunkExchange {
   fetch: (peer: PeerId, digests: Uint8Array[], options?: { signal?: AbortSignal }) => AsyncGenerator<ChunkReply>
-  /**
-   * Keep the compressed form of a chunk that was received compressed and verified, to serve it to other
-   * peers without compressing it again (nor reading it back from the store) while it is in the cache.
-   */
-  remember: (digest: Uint8Array, frame: Uint8Array, rawSize: number) => void
 }
 
 const STATUS_NAME: Record<number, ChunkReply['status']> = {
@@ -77,9 +80,6 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
   readonly #maxBatch: number
   readonly #bucket: TokenBucket
   readonly #inflight = new Map<string, number>()
-  /** digest hex → compressed bytes and raw size, or null when the chunk does not compress; insertion-ordered LRU */
-  readonly #compressed = new Map<string, { frame: Uint8Array, rawSize: number } | null>()
-  #compressedBytes = 0
 
   constructor (components: ChunkExchangeComponents, init: ChunkExchangeInit) {
     this.#components = components
@@ -129,38 +129,30 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
         return
       }
       const overloaded = inflight > this.#maxInflight
+      const wantsZstd = (accept & ACCEPT_ZSTD) !== 0 && this.#init.compress !== false
       for (const digest of digests) {
         let status = overloaded ? Status.RATE_LIMITED : Status.OK
-        let data: Uint8Array | undefined
         if (status === Status.OK) {
           const decision = this.#init.policy?.(peer, digest) ?? 'serve'
           if (decision === 'rate-limited') status = Status.RATE_LIMITED
           else if (decision === 'not-found') status = Status.NOT_FOUND
         }
-        const wantsZstd = (accept & ACCEPT_ZSTD) !== 0 && this.#init.compress !== false
-        const cached = status === Status.OK && wantsZstd ? this.#cached(digest) : undefined
-        if (cached != null) {
-          // served from the compressed cache: no store read, no compression
-          await this.#bucket.take(cached.frame.byteLength, signal)
-          await lp.write(encodeChunkResponse({ status, encoding: Encoding.ZSTD, digest, data: cached.frame, rawSize: cached.rawSize }), { signal })
-          this.#init.onServed?.(peer, digest, cached.frame.byteLength)
-          continue
-        }
+        let stored: StoredChunk | undefined
         if (status === Status.OK) {
           try {
-            data = await this.#init.getChunk(digest)
-            if (data == null) status = Status.NOT_FOUND
+            stored = await this.#init.getStored(digest)
+            if (stored == null) status = Status.NOT_FOUND
+            else if (stored.encoding === 'zstd' && !wantsZstd) stored = { encoding: 'raw', data: decompressChunk(stored.data, stored.rawSize), rawSize: stored.rawSize }
           } catch (err: any) {
             log.error('reading chunk for %p failed: %s', peer, err.message)
             status = Status.ERROR
-            data = undefined
+            stored = undefined
           }
         }
-        const compressed = data != null && wantsZstd ? this.#compress(digest, data) : undefined
-        const payload = compressed ?? data ?? new Uint8Array(0)
-        if (data != null) await this.#bucket.take(payload.byteLength, signal)
-        await lp.write(encodeChunkResponse({ status, encoding: compressed != null ? Encoding.ZSTD : Encoding.RAW, digest, data: payload, rawSize: data?.byteLength }), { signal })
-        if (data != null) this.#init.onServed?.(peer, digest, payload.byteLength)
+        const payload = stored?.data ?? new Uint8Array(0)
+        if (stored != null) await this.#bucket.take(payload.byteLength, signal)
+        await lp.write(encodeChunkResponse({ status, encoding: stored?.encoding === 'zstd' ? Encoding.ZSTD : Encoding.RAW, digest, data: payload, rawSize: stored?.rawSize }), { signal })
+        if (stored != null) this.#init.onServed?.(peer, digest, payload.byteLength)
       }
       await stream.close({ signal })
     } catch (err: any) {
@@ -171,50 +163,6 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
       if (n <= 0) this.#inflight.delete(key)
       else this.#inflight.set(key, n)
     }
-  }
-
-  /** A cache hit with a compressed form (refreshing its LRU position). */
-  #cached (digest: Uint8Array): { frame: Uint8Array, rawSize: number } | undefined {
-    const key = Buffer.from(digest).toString('hex')
-    const hit = this.#compressed.get(key)
-    if (hit == null) return undefined
-    this.#compressed.delete(key)
-    this.#compressed.set(key, hit)
-    return hit
-  }
-
-  #compress (digest: Uint8Array, data: Uint8Array): Uint8Array | undefined {
-    const key = Buffer.from(digest).toString('hex')
-    const hit = this.#compressed.get(key)
-    if (hit !== undefined) {
-      this.#compressed.delete(key)
-      this.#compressed.set(key, hit)
-      return hit?.frame
-    }
-    const c = compressChunk(data)
-    this.#insert(key, c != null ? { frame: c, rawSize: data.byteLength } : null)
-    return c
-  }
-
-  #insert (key: string, entry: { frame: Uint8Array, rawSize: number } | null): void {
-    const old = this.#compressed.get(key)
-    if (old !== undefined) {
-      this.#compressed.delete(key)
-      this.#compressedBytes -= old?.frame.byteLength ?? 0
-    }
-    this.#compressed.set(key, entry)
-    this.#compressedBytes += entry?.frame.byteLength ?? 0
-    for (const [k, v] of this.#compressed) {
-      if (this.#compressedBytes <= COMPRESSED_CACHE_BYTES && this.#compressed.size <= 65_536) break
-      this.#compressed.delete(k)
-      this.#compressedBytes -= v?.frame.byteLength ?? 0
-    }
-  }
-
-  remember (digest: Uint8Array, frame: Uint8Array, rawSize: number): void {
-    if (this.#init.compress === false) return
-    // a copy: the received frame is a view into a larger receive buffer
-    this.#insert(Buffer.from(digest).toString('hex'), { frame: frame.slice(), rawSize })
   }
 
   async * fetch (peer: PeerId, digests: Uint8Array[], options: { signal?: AbortSignal } = {}): AsyncGenerator<ChunkReply> {

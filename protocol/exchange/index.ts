@@ -1,4 +1,4 @@
-export { chunkExchange, type ChunkExchange, type ChunkExchangeInit, type ChunkReply } from './chunk-exchange.js'
+export { chunkExchange, type ChunkExchange, type ChunkExchangeInit, type ChunkReply, type StoredChunk } from './chunk-exchange.js'
 export { haveExchange, type HaveExchange, type HaveExchangeInit, type HaveHandlers } from './have-exchange.js'
 export { releaseExchange, type ReleaseExchange, type ReleaseExchangeInit } from './release-exchange.js'
 export { TokenBucket } from './token-bucket.js'

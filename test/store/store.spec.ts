@@ -10,7 +10,8 @@ import { buildRelease } from '../../protocol/ingest.js'
 import { manifestChunkIndex, type Manifest } from '../../protocol/manifest.js'
 import { importDirectory } from '../../store/import.js'
 import { materialize, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
-import { Store } from '../../store/store.js'
+import { SCHEMA_VERSION, Store } from '../../store/store.js'
+import { compressChunk } from '../../protocol/exchange/compression.js'
 import { prng } from '../fixtures/release-gen.js'
 
 const cid = CID.parse('bafyreigdmqpykrgxyaxtlafqpqhzrb7qy2rh75nldvfd4tucqmqqme5yje')
@@ -52,6 +53,65 @@ describe('store', () => {
     const bitmap = await store.hasChunks(pack([chunk(2).d, d]))
     expect(bitmap[0]).to.equal(0x40)
     expect((await store.stats()).chunks).to.equal(1)
+  })
+
+  it('should keep a chunk as its zstd frame, serve the frame as stored and read back the exact bytes', async () => {
+    store = await Store.open(dir)
+    const b = new TextEncoder().encode('>sp|P12345|TEST_HUMAN OS=Homo sapiens\nMKTAYIAKQRQISFVKSHFSRQ\n'.repeat(4000))
+    const d = sha256(b)
+    const frame = compressChunk(b)!
+    expect(await store.putChunk(d, b, frame)).to.equal(true)
+    await store.close()
+    store = await Store.open(dir)
+    const stored = await store.getStored(d)
+    expect(stored?.encoding).to.equal('zstd')
+    expect(stored?.rawSize).to.equal(b.byteLength)
+    expect(Buffer.from(stored!.data).equals(Buffer.from(frame))).to.equal(true)
+    expect(Buffer.from((await store.getChunk(d))!).equals(Buffer.from(b))).to.equal(true)
+    expect(await store.chunkSize(d)).to.equal(b.byteLength)
+    expect(await store.storedSize(d)).to.equal(frame.byteLength)
+    const stats = await store.stats()
+    expect(stats.bytes).to.equal(b.byteLength)
+    expect(stats.diskBytes).to.equal(frame.byteLength)
+  })
+
+  it('should refuse a stored frame that no longer decompresses, with STORE_CORRUPT', async () => {
+    store = await Store.open(dir)
+    const b = new TextEncoder().encode('ACGT'.repeat(50_000))
+    const d = sha256(b)
+    const frame = compressChunk(b)!
+    await store.putChunk(d, b, frame)
+    await store.close()
+    store = undefined
+    // flip bytes in the middle of the frame, on disk
+    const packs = join(dir, 'packs')
+    const name = (await readdir(packs))[0]
+    const bytes = await readFile(join(packs, name))
+    bytes.fill(0xee, 8, bytes.byteLength - 8)
+    await writeFile(join(packs, name), bytes)
+    store = await Store.open(dir)
+    try {
+      await store.getChunk(d)
+      expect.fail('read a corrupt frame')
+    } catch (err: any) { expect(err.code).to.equal('STORE_CORRUPT') }
+  })
+
+  it('should upgrade a schema-1 store in place (its raw entries stay readable)', async () => {
+    store = await Store.open(dir)
+    const { d, b } = chunk(4)
+    await store.putChunk(d, b)
+    await store.close()
+    store = undefined
+    const db = new Level<string, string>(join(dir, 'index'), { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    await db.put('meta/schema', '1')
+    await db.close()
+    store = await Store.open(dir)
+    expect(Buffer.from((await store.getChunk(d))!).equals(Buffer.from(b))).to.equal(true)
+    await store.close()
+    store = undefined
+    const check = new Level<string, string>(join(dir, 'index'), { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    expect(await check.get('meta/schema')).to.equal(String(SCHEMA_VERSION))
+    await check.close()
   })
 
   it('should say another daemon holds the directory, and refuse a newer schema', async () => {
@@ -131,7 +191,8 @@ describe('store', () => {
     const order: string[] = []
     let release!: () => void
     const fetching = store.withFetch(async () => {
-      await store!.putChunk(keep.d, keep.b)
+      // kept compressed: a pack rewrite must carry the encoding over
+      await store!.putChunk(keep.d, keep.b, compressChunk(keep.b))
       await new Promise<void>(resolve => { release = resolve })
       // a fetch pins what it fetched before it lets go of the lease
       await store!.pin('x', '1', pack([keep.d]))
@@ -152,6 +213,7 @@ describe('store', () => {
     expect(after.diskBytes).to.be.below(before)
     expect(after.chunks).to.equal(1)
     expect(Buffer.from((await store.getChunk(keep.d))!).equals(Buffer.from(keep.b))).to.equal(true)
+    expect((await store.getStored(keep.d))?.encoding).to.equal('zstd')
   })
 
   describe('materialize', () => {

@@ -207,8 +207,10 @@ export class FetchScheduler {
   /** Start as many requests as limits allow; peers first (best score first), then the seed. */
   #schedule (): Array<Promise<void>> {
     const jobs: Array<Promise<void>> = []
-    const now = Date.now()
     const { stats, maxInflight, maxInflightPerPeer } = this.#init
+    // woken by every HAVE update: nothing to do while every request slot is taken
+    if (this.#inflight >= maxInflight || this.#missing.length === 0) return jobs
+    const now = Date.now()
     const remotes = [...this.#swarm.remotes.values()].filter(r => r.held > 0 && stats.usable(r.peerId, now))
     const peers = remotes.filter(r => !r.seed).sort((a, b) => stats.score(b.peerId) - stats.score(a.peerId))
     const seeds = remotes.filter(r => r.seed)

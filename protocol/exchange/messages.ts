@@ -90,14 +90,20 @@ export function encodeChunkResponseHeader (r: Omit<ChunkResponse, 'data'>, dataL
   return out
 }
 
-export function encodeChunkResponse (r: ChunkResponse): Uint8Array {
-  const header = encodeChunkResponseHeader(r, r.data.byteLength)
-  const trailer = r.encoding === Encoding.ZSTD ? 4 : 0
-  const out = new Uint8Array(header.byteLength + r.data.byteLength + trailer)
-  out.set(header)
-  out.set(r.data, header.byteLength)
-  if (trailer > 0) new DataView(out.buffer).setUint32(header.byteLength + r.data.byteLength, r.rawSize ?? 0)
+/** The response as parts (header, the data itself, trailer): serving sends the stored bytes without copying them. */
+export function encodeChunkResponseList (r: ChunkResponse): Uint8ArrayList {
+  const out = new Uint8ArrayList(encodeChunkResponseHeader(r, r.data.byteLength))
+  if (r.data.byteLength > 0) out.append(r.data)
+  if (r.encoding === Encoding.ZSTD) {
+    const trailer = new Uint8Array(4)
+    new DataView(trailer.buffer).setUint32(0, r.rawSize ?? 0)
+    out.append(trailer)
+  }
   return out
+}
+
+export function encodeChunkResponse (r: ChunkResponse): Uint8Array {
+  return encodeChunkResponseList(r).subarray()
 }
 
 export function decodeChunkResponse (frame: Uint8Array | Uint8ArrayList): ChunkResponse {

@@ -78,10 +78,17 @@ async function main (): Promise<void> {
     const cpu = (await Promise.all(daemons.map(async d => await d.cpuSeconds()))).map((c, i) => c - cpu0[i])
     const peerCpu = cpu.slice(1)
     // chunk-batch requests each daemon made (herald_fetch_chunks_total counts one per request)
+    const byResult: Record<string, number> = {}
     const requests = await Promise.all(nodes.map(async n => {
       const text = await (await fetch(`${n.metricsUrl}/metrics`)).text()
-      return text.split('\n').filter(l => l.startsWith('herald_fetch_chunks_total{')).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
+      const lines = text.split('\n').filter(l => l.startsWith('herald_fetch_chunks_total{'))
+      for (const l of lines) {
+        const key = `${/source="(\w+)"/.exec(l)?.[1]}:${/result="(\w+)"/.exec(l)?.[1]}`
+        byResult[key] = (byResult[key] ?? 0) + Number(l.split(' ').pop())
+      }
+      return lines.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
     }))
+    log(`chunk-batch requests by source:result, all daemons: ${JSON.stringify(byResult)}`)
     const result = {
       seedShare: +(served / pub.bytes).toFixed(3),
       allDoneSeconds: +Math.max(...doneAt as number[]).toFixed(2),

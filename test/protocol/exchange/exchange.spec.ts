@@ -76,6 +76,25 @@ describe('exchange services', function () {
     expect((performance.now() - started) / 1000).to.be.at.least(0.48)
   })
 
+  it('should carry successive batches on one stream, and open another when the server closed it', async () => {
+    const chunkStreams = (): number => client.getConnections(server.peerId).flatMap(c => c.streams).filter(st => st.protocol === '/herald/chunk/1.0.0' && st.status === 'open').length
+    for (let round = 0; round < 5; round++) {
+      const replies = []
+      for await (const r of client.services.chunks.fetch(server.peerId, [sha256(blobs[round])])) replies.push(r)
+      expect(replies[0].status).to.equal('ok')
+    }
+    expect(chunkStreams()).to.equal(1)
+    // the server side goes away (as after its idle timeout): the next batch still arrives, on a new stream
+    for (const st of server.getConnections(client.peerId).flatMap(c => c.streams)) {
+      if (st.protocol === '/herald/chunk/1.0.0') await st.close()
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const replies = []
+    for await (const r of client.services.chunks.fetch(server.peerId, [sha256(blobs[6])])) replies.push(r)
+    expect(replies[0].status).to.equal('ok')
+    expect(Buffer.from(replies[0].bytes!).equals(Buffer.from(blobs[6]))).to.equal(true)
+  })
+
   it('should send compressible chunks zstd-compressed and give back the exact bytes', async () => {
     const replies = []
     for await (const r of client.services.chunks.fetch(server.peerId, [sha256(text), sha256(blobs[0])])) replies.push(r)

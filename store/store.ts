@@ -20,6 +20,8 @@ export const SCHEMA_VERSION = 2
 export const DEFAULT_PACK_MAX_BYTES = 1024 * 1024 * 1024
 /** GC rewrites a pack whose dead share is above this */
 const GC_REWRITE_THRESHOLD = 0.5
+/** index entries kept in memory: the chunks just stored are the ones peers ask for (~40 B + key each) */
+const LOCATION_CACHE_ENTRIES = 65_536
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -89,6 +91,8 @@ export class Store {
   readonly #packs: PackSet
   readonly #lock = new RwLock()
   readonly #pending = new Map<string, Promise<boolean>>()
+  /** digest hex → index entry, for recently stored or read chunks; insertion-ordered, oldest dropped first */
+  readonly #locations = new Map<string, Location>()
   #stats: Counters
   #closed = false
 
@@ -157,7 +161,7 @@ export class Store {
     const inFlight = this.#pending.get(k)
     if (inFlight != null) { await inFlight; return false }
     const run = (async () => {
-      if ((await this.#db.get(key(P.chunk, digest))) !== undefined) return false
+      if (this.#locations.has(k) || (await this.#db.get(key(P.chunk, digest))) !== undefined) return false
       const at = await this.#packs.append(zstdFrame ?? bytes)
       const loc: Location = { ...at, encoding: zstdFrame != null ? 'zstd' : 'raw', rawSize: bytes.byteLength }
       this.#stats.chunks++
@@ -174,6 +178,7 @@ export class Store {
         if (err.code === 'ENOSPC' || /No space left/.test(String(err.message))) throw new DiskFullError('disk full writing the chunk index', { cause: err })
         throw err
       }
+      this.#remember(k, loc)
       return true
     })()
     this.#pending.set(k, run)
@@ -185,8 +190,19 @@ export class Store {
   }
 
   async #location (digest: Uint8Array): Promise<Location | undefined> {
+    const k = digestHex(digest)
+    const cached = this.#locations.get(k)
+    if (cached !== undefined) return cached
     const v = await this.#db.get(key(P.chunk, digest))
-    return v === undefined ? undefined : decodeLocation(v)
+    if (v === undefined) return undefined
+    const loc = decodeLocation(v)
+    this.#remember(k, loc)
+    return loc
+  }
+
+  #remember (k: string, loc: Location): void {
+    this.#locations.set(k, loc)
+    if (this.#locations.size > LOCATION_CACHE_ENTRIES) this.#locations.delete(this.#locations.keys().next().value!)
   }
 
   /** A chunk's bytes (decompressed when stored compressed). */
@@ -366,6 +382,8 @@ export class Store {
   async gc (): Promise<{ chunksFreed: number, bytesFreed: number, seconds: number }> {
     this.#check()
     return await this.#lock.write(async () => {
+      // entries move (pack rewrites) or go: the cache starts over
+      this.#locations.clear()
       const started = performance.now()
       let chunksFreed = 0
       let bytesFreed = 0
@@ -404,6 +422,8 @@ export class Store {
           await this.#rewritePack(id)
         }
       }
+      // and again: chunks served meanwhile may have cached entries of packs that are gone now
+      this.#locations.clear()
       return { chunksFreed, bytesFreed, seconds: (performance.now() - started) / 1000 }
     })
   }

@@ -45,6 +45,10 @@ const PublishSchema = z.object({
   delta: z.boolean().default(true),
   /** earlier releases to encode deltas against: 1 = the newest (N-1); 2 adds N-2 for labs that skipped one */
   deltaReleases: z.number().int().min(1).max(4).default(1),
+  /** zstd level of delta objects (protocol/delta.ts DELTA_LEVEL) */
+  deltaLevel: z.number().int().min(1).max(19).default(9),
+  /** consecutive new chunks per delta object (protocol/delta-encoder.ts DELTA_GROUP, at most MAX_DELTA_TARGETS) */
+  deltaGroup: z.number().int().min(1).max(16).default(16),
   /** worker threads for delta encoding; 0 = one per core */
   threads: z.number().int().min(0).max(256).default(0)
 }).strict()

@@ -5,12 +5,18 @@
 import { availableParallelism } from 'node:os'
 import { Piscina } from 'piscina'
 import { DIGEST_LENGTH, digestHex, sha256 } from './cid.js'
-import { DELTA_KIND, DELTA_LEVEL, MAX_DELTA_BASES, SUPER_FEATURES } from './delta.js'
+import { MAX_CHUNK_SIZE } from './chunker.js'
+import { DELTA_KIND, DELTA_LEVEL, MAX_DELTA_BASE_BYTES, MAX_DELTA_BASES, MAX_DELTA_TARGET_BYTES, MAX_DELTA_TARGETS, SUPER_FEATURES } from './delta.js'
 import type { DeltaEncoding, Manifest } from './manifest.js'
 import type { DeltaTask, DeltaTaskResult } from './delta-worker.js'
 
-/** a delta is kept when it is at most this share of the chunk's compressed size (it also costs ~300 manifest bytes) */
-export const DELTA_KEEP_RATIO = 0.95
+/**
+ * A delta object is kept when it saves at least this much against its chunks compressed on their own: it
+ * costs ~1–3 KB of manifest and is stored and served besides the chunks, which labs without its bases fetch.
+ */
+export function deltaPays (objectBytes: number, compressedBytes: number): boolean {
+  return objectBytes <= compressedBytes - Math.max(4096, compressedBytes / 64)
+}
 /** dictionary budget per delta: the best match and its neighbours in the base file */
 const DICT_BUDGET = 3 * 1024 * 1024
 
@@ -49,6 +55,8 @@ export interface DeltaEncodeInit {
   putFeatures?: (digest: Uint8Array, features: Uint32Array) => Promise<void>
   pool: DeltaPool
   level?: number
+  /** consecutive new chunks per delta object (1–MAX_DELTA_TARGETS) */
+  group?: number
 }
 
 export interface DeltaEncodeStats {
@@ -57,6 +65,8 @@ export interface DeltaEncodeStats {
   candidateBytes: number
   /** chunks given a delta encoding */
   encoded: number
+  /** delta objects (each rebuilds a run of up to `group` chunks) */
+  objects: number
   /** sum of delta object sizes */
   deltaBytes: number
   /** what the encoded chunks would cost compressed */
@@ -65,6 +75,11 @@ export interface DeltaEncodeStats {
   movedBytes: number
   seconds: number
 }
+
+/** consecutive new chunks of a file encoded as one delta object */
+export const DELTA_GROUP = 16
+
+interface Target { digest: Uint8Array, size: number, path: string, offset: number }
 
 interface BaseChunk { digest: Uint8Array, size: number, prev: number, next: number }
 
@@ -169,9 +184,11 @@ async function eachLimited<T> (items: T[], limit: number, fn: (item: T) => Promi
 export async function encodeReleaseDeltas (init: DeltaEncodeInit): Promise<{ encodings: DeltaEncoding[], stats: DeltaEncodeStats, compressed: Map<string, number> }> {
   const started = performance.now()
   const level = init.level ?? DELTA_LEVEL
+  const group = init.group ?? DELTA_GROUP
+  if (!Number.isInteger(group) || group < 1 || group > MAX_DELTA_TARGETS) throw new RangeError(`delta group must be 1–${MAX_DELTA_TARGETS}`)
   const base = new BaseIndex(init.bases)
   const concurrency = init.pool.threads * 2
-  const stats: DeltaEncodeStats = { candidates: 0, candidateBytes: 0, encoded: 0, deltaBytes: 0, encodedCompressedBytes: 0, movedBytes: 0, seconds: 0 }
+  const stats: DeltaEncodeStats = { candidates: 0, candidateBytes: 0, encoded: 0, objects: 0, deltaBytes: 0, encodedCompressedBytes: 0, movedBytes: 0, seconds: 0 }
   const encodings: DeltaEncoding[] = []
   /** digest hex → size as sent (compressed when that helps), for the manifest's wire sizes */
   const compressed = new Map<string, number>()
@@ -192,59 +209,87 @@ export async function encodeReleaseDeltas (init: DeltaEncodeInit): Promise<{ enc
     if (sf != null) base.addFeatures(id, sf)
   })
 
-  // 2. every distinct target chunk no base holds, with where it sits
-  const targets: Array<{ digest: Uint8Array, size: number, path: string, offset: number }> = []
+  // 2. every distinct target chunk no base holds, with where it sits, cut into runs of consecutive new
+  //    chunks of one file (one delta object per run: zstd then sees what the run's chunks share)
+  const runs: Target[][] = []
   const seen = new Set<string>()
   for (const f of init.target.files) {
     let off = 0
+    let run: Target[] = []
+    let runBytes = 0
+    const flush = (): void => { if (run.length > 0) runs.push(run); run = []; runBytes = 0 }
     for (let i = 0; i < f.chunkSizes.length; i++) {
       const d = f.chunks.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH)
       const key = digestHex(d)
+      const size = f.chunkSizes[i]
       if (!seen.has(key) && !base.has(d)) {
         seen.add(key)
-        targets.push({ digest: d, size: f.chunkSizes[i], path: f.path, offset: off })
+        if (run.length >= group || runBytes + size > MAX_DELTA_TARGET_BYTES) flush()
+        run.push({ digest: d, size, path: f.path, offset: off })
+        runBytes += size
+      } else {
+        flush()
       }
-      off += f.chunkSizes[i]
+      off += size
     }
+    flush()
   }
 
-  // 3. encode each against its best match and keep the delta when it clearly wins
-  const found: Array<DeltaEncoding | undefined> = new Array(targets.length)
-  await eachLimited(targets.map((_, n) => n), concurrency, async n => {
-    const t = targets[n]
-    stats.candidates++
-    stats.candidateBytes += t.size
-    const data = await init.getChunk(t.digest)
-    if (data == null) throw new Error(`chunk ${digestHex(t.digest)} of the new release is not available`)
-    const sf = await features(t.digest, data)
-    const id = sf != null ? base.match(sf, t.path, t.offset) : -1
-    const ids = id === -1 ? [] : base.dictionary(id)
+  // 3. encode each run against the best matches of its chunks and keep the delta when it clearly wins
+  const found: Array<DeltaEncoding | undefined> = new Array(runs.length)
+  await eachLimited(runs.map((_, n) => n), concurrency, async n => {
+    const run = runs[n]
+    const datas: Uint8Array[] = []
+    const ids: number[] = []
+    let dictBytes = 0
+    for (const t of run) {
+      stats.candidates++
+      stats.candidateBytes += t.size
+      const data = await init.getChunk(t.digest)
+      if (data == null) throw new Error(`chunk ${digestHex(t.digest)} of the new release is not available`)
+      datas.push(data)
+      const sf = await features(t.digest, data)
+      const id = sf != null ? base.match(sf, t.path, t.offset) : -1
+      if (id === -1) continue
+      for (const x of base.dictionary(id)) {
+        if (ids.includes(x) || ids.length >= MAX_DELTA_BASES) continue
+        const size = base.chunks[x].size
+        if (dictBytes + size > MAX_DELTA_BASE_BYTES) continue
+        ids.push(x)
+        dictBytes += size
+      }
+    }
     const bases: Uint8Array[] = []
     for (const x of ids) {
       const b = await init.getChunk(base.chunks[x].digest)
       if (b == null) break
       bases.push(b)
     }
+    const travelCompressed = (sizes: number[]): void => {
+      run.forEach((t, k) => { compressed.set(digestHex(t.digest), sizes[k]); stats.movedBytes += sizes[k] })
+    }
     if (bases.length === 0 || bases.length !== ids.length) {
-      // nothing to encode against: the chunk travels compressed
-      const r = await init.pool.run({ op: 'compress', data })
-      stats.movedBytes += r.compressedSize ?? t.size
-      compressed.set(digestHex(t.digest), r.compressedSize ?? t.size)
+      // nothing to encode against: the chunks travel compressed
+      const sizes: number[] = []
+      for (const data of datas) sizes.push((await init.pool.run({ op: 'compress', data })).compressedSize ?? data.byteLength)
+      travelCompressed(sizes)
       return
     }
-    const r = await init.pool.run({ op: 'delta', target: data, bases, level })
+    const r = await init.pool.run({ op: 'delta', targets: datas, bases, level })
     const object = r.object as Uint8Array
-    const zsize = r.compressedSize ?? t.size
-    compressed.set(digestHex(t.digest), zsize)
-    if (process.env.HERALD_DELTA_DEBUG != null) console.error(t.path, t.offset, t.size, 'match', id, ids.length, 'delta', object.byteLength, 'zstd', zsize)
-    if (object.byteLength > zsize * DELTA_KEEP_RATIO) {
-      stats.movedBytes += zsize
+    const sizes = r.compressedSizes ?? datas.map(d => d.byteLength)
+    const zsize = sizes.reduce((a, b) => a + b, 0)
+    if (process.env.HERALD_DELTA_DEBUG != null) console.error(run[0].path, run[0].offset, run.length, 'bases', ids.length, dictBytes, 'delta', object.byteLength, 'zstd', zsize)
+    if (!deltaPays(object.byteLength, zsize) || object.byteLength > MAX_CHUNK_SIZE) {
+      travelCompressed(sizes)
       return
     }
+    run.forEach((t, k) => compressed.set(digestHex(t.digest), sizes[k]))
     const digest = sha256(object)
     await init.putObject(digest, object)
-    found[n] = { target: t.digest, object: digest, size: object.byteLength, bases: ids.map(x => base.chunks[x].digest), kind: DELTA_KIND }
-    stats.encoded++
+    found[n] = { targets: run.map(t => t.digest), object: digest, size: object.byteLength, bases: ids.map(x => base.chunks[x].digest), kind: DELTA_KIND }
+    stats.encoded += run.length
+    stats.objects++
     stats.deltaBytes += object.byteLength
     stats.encodedCompressedBytes += zsize
     stats.movedBytes += object.byteLength

@@ -5,15 +5,17 @@ import { encodeDelta, superFeatures } from './delta.js'
 
 export type DeltaTask =
   | { op: 'features', data: Uint8Array }
-  | { op: 'delta', target: Uint8Array, bases: Uint8Array[], level: number }
+  | { op: 'delta', targets: Uint8Array[], bases: Uint8Array[], level: number }
   | { op: 'compress', data: Uint8Array }
 
 export interface DeltaTaskResult {
   features?: Uint32Array
   /** the delta object */
   object?: Uint8Array
-  /** the target's size as compressed transfer would send it */
+  /** op 'compress': the chunk's size as compressed transfer would send it */
   compressedSize?: number
+  /** op 'delta': each target's size as compressed transfer would send it */
+  compressedSizes?: number[]
   /** op 'compress': the zstd frame, when compression saves enough to keep it */
   frame?: Uint8Array
 }
@@ -24,7 +26,7 @@ export default function run (task: DeltaTask): DeltaTaskResult {
     const frame = compressChunk(task.data)
     return { compressedSize: frame?.byteLength ?? task.data.byteLength, frame }
   }
-  const object = encodeDelta(task.target, task.bases, task.level)
-  const compressedSize = compressChunk(task.target)?.byteLength ?? task.target.byteLength
-  return { object, compressedSize }
+  const object = encodeDelta(task.targets, task.bases, task.level)
+  const compressedSizes = task.targets.map(t => compressChunk(t)?.byteLength ?? t.byteLength)
+  return { object, compressedSizes }
 }

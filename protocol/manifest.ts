@@ -9,6 +9,7 @@ import { MAX_CHUNK_SIZE, validateChunkerParams, type ChunkerParams } from './chu
 import { HashMismatchError, InvalidManifestError } from './errors.js'
 import { normalizeManifestPath } from './paths.js'
 import { validDataset, validVersion } from './names.js'
+import { MAX_DELTA_BASES, MAX_DELTA_TARGET_BYTES, MAX_DELTA_TARGETS } from './delta.js'
 
 export const MANIFEST_FORMAT = 1
 /** decoders refuse larger manifests (10^6 chunks is ~40 MB) */
@@ -38,9 +39,9 @@ export interface ManifestFile {
   upstream?: UpstreamFile
 }
 
-/** A cheaper encoding of a chunk: a delta object that rebuilds `target` from `bases`. */
+/** A cheaper encoding of a run of chunks: a delta object that rebuilds `targets` (concatenated) from `bases`. */
 export interface DeltaEncoding {
-  target: Uint8Array
+  targets: Uint8Array[]
   object: Uint8Array
   size: number
   bases: Uint8Array[]
@@ -82,7 +83,7 @@ export function encodeManifest (m: Manifest): Uint8Array {
     }
     return o
   })
-  const encodings = m.encodings.map(e => ({ target: e.target, object: e.object, size: e.size, bases: e.bases, kind: e.kind }))
+  const encodings = m.encodings.map(e => ({ targets: e.targets, object: e.object, size: e.size, bases: e.bases, kind: e.kind }))
   return dagCbor.encode({
     format: m.format,
     dataset: m.dataset,
@@ -201,24 +202,34 @@ export function decodeManifest (data: Uint8Array): Manifest {
   const encodings: DeltaEncoding[] = raw.encodings.map((e: unknown, n: number) => {
     const where = `encodings[${n}]`
     if (!isObj(e)) fail(`${where} must be a map`)
-    const target = bytes(e.target, `${where}.target`)
-    const object = bytes(e.object, `${where}.object`)
-    if (target.byteLength !== DIGEST_LENGTH || object.byteLength !== DIGEST_LENGTH) fail(`${where} digests must be 32 bytes`)
-    if (!Array.isArray(e.bases) || e.bases.length > 16) fail(`${where}.bases must be a list of at most 16 digests`)
-    const bases = e.bases.map((b: unknown) => {
-      const d = bytes(b, `${where}.bases[]`)
-      if (d.byteLength !== DIGEST_LENGTH) fail(`${where}.bases digests must be 32 bytes`)
+    const digest = (v: unknown, what: string): Uint8Array => {
+      const d = bytes(v, what)
+      if (d.byteLength !== DIGEST_LENGTH) fail(`${what} must be a 32-byte digest`)
       return d
-    })
-    if (bases.length === 0) fail(`${where}.bases must name at least one base chunk`)
+    }
+    // `target` (one chunk) is how earlier publishers wrote a single-chunk run
+    const listed = e.targets !== undefined ? e.targets : e.target !== undefined ? [e.target] : undefined
+    if (!Array.isArray(listed) || listed.length === 0 || listed.length > MAX_DELTA_TARGETS) fail(`${where}.targets must be a list of 1–${MAX_DELTA_TARGETS} digests`)
+    const targets = listed.map((t: unknown) => digest(t, `${where}.targets[]`))
+    const object = digest(e.object, `${where}.object`)
+    if (!Array.isArray(e.bases) || e.bases.length === 0 || e.bases.length > MAX_DELTA_BASES) fail(`${where}.bases must be a list of 1–${MAX_DELTA_BASES} digests`)
+    const bases = e.bases.map((b: unknown) => digest(b, `${where}.bases[]`))
     const size = uint(e.size, `${where}.size`)
     if (size === 0 || size > MAX_CHUNK_SIZE) fail(`${where}.size must be 1–${MAX_CHUNK_SIZE}`)
-    return { target, object, size, bases, kind: str(e.kind, `${where}.kind`, 64) }
+    return { targets, object, size, bases, kind: str(e.kind, `${where}.kind`, 64) }
   })
   if (encodings.length > 0) {
-    const chunks = new Set<string>()
-    for (const f of files) for (let i = 0; i < f.chunkSizes.length; i++) chunks.add(digestHex(f.chunks.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH)))
-    encodings.forEach((e, n) => { if (!chunks.has(digestHex(e.target))) fail(`encodings[${n}].target is not a chunk of this manifest`) })
+    const sizes = new Map<string, number>()
+    for (const f of files) for (let i = 0; i < f.chunkSizes.length; i++) sizes.set(digestHex(f.chunks.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH)), f.chunkSizes[i])
+    encodings.forEach((e, n) => {
+      let total = 0
+      for (const t of e.targets) {
+        const size = sizes.get(digestHex(t))
+        if (size == null) fail(`encodings[${n}].targets names a digest that is not a chunk of this manifest`)
+        total += size
+      }
+      if (total > MAX_DELTA_TARGET_BYTES) fail(`encodings[${n}] rebuilds ${total} bytes (limit ${MAX_DELTA_TARGET_BYTES})`)
+    })
   }
   return { format: 1, dataset, version, chunker, files, encodings, createdAt: uint(raw.createdAt, 'createdAt') }
 }
@@ -280,27 +291,28 @@ export function manifestChunkIndex (m: Manifest): ChunkIndex {
 
 /**
  * The delta objects of a manifest as have-bitmap entries: entry `chunks.count + k` is `digests[k]`, an
- * object that rebuilds chunk `targets[k]` from `bases[k]`. Encodings of unknown kinds are left out.
+ * object that rebuilds the run of chunks `targets[k]` (chunk-index positions, in order) from `bases[k]`.
+ * Encodings of unknown kinds are left out.
  */
 export interface DeltaIndex {
   count: number
   digests: Uint8Array
   sizes: Uint32Array
-  targets: Int32Array
+  targets: Int32Array[]
   bases: Uint8Array[][]
   kinds: string[]
   digestAt: (k: number) => Uint8Array
 }
 
 export function manifestDeltaIndex (m: Manifest, chunks: ChunkIndex, kinds: string[]): DeltaIndex {
-  const usable = m.encodings.filter(e => kinds.includes(e.kind) && chunks.indexOf(e.target) !== -1)
+  const usable = m.encodings.filter(e => kinds.includes(e.kind) && e.targets.every(t => chunks.indexOf(t) !== -1))
   const digests = new Uint8Array(usable.length * DIGEST_LENGTH)
   usable.forEach((e, k) => digests.set(e.object, k * DIGEST_LENGTH))
   return {
     count: usable.length,
     digests,
     sizes: Uint32Array.from(usable, e => e.size),
-    targets: Int32Array.from(usable, e => chunks.indexOf(e.target)),
+    targets: usable.map(e => Int32Array.from(e.targets, t => chunks.indexOf(t))),
     bases: usable.map(e => e.bases),
     kinds: usable.map(e => e.kind),
     digestAt: (k: number) => digests.subarray(k * DIGEST_LENGTH, (k + 1) * DIGEST_LENGTH)

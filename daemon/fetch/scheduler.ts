@@ -7,9 +7,9 @@
 //   already handed to someone else, and we wait for that someone's HAVE.
 // - Slow requests are hedged to another holder; bad bytes penalise the peer; every chunk is verified
 //   (by the caller's `store`) before it counts.
-// - Delta objects: a chunk the caller can rebuild from bases it holds is fetched as its (much smaller) delta
-//   object instead; when no source holds the object, or it does not rebuild the chunk, the chunk itself is
-//   fetched.
+// - Delta objects: chunks the caller can rebuild from bases it holds are fetched as their (much smaller) delta
+//   object instead, one object per run of chunks; when no source holds the object, or it does not rebuild
+//   its chunks, the chunks themselves are fetched.
 import { logger } from '@libp2p/logger'
 import { digestHex } from '../../protocol/cid.js'
 import { bitGet } from './swarm.js'
@@ -51,7 +51,7 @@ export interface SchedulerInit {
   request: (peerId: string, digests: Uint8Array[], signal: AbortSignal) => AsyncIterable<Reply>
   /** verify and store an entry (a chunk, or a delta object and the chunk it rebuilds); throws on a hash mismatch */
   store: (index: number, digest: Uint8Array, bytes: Uint8Array, reply: Reply) => Promise<void>
-  /** for missing chunks: the delta-object entry to fetch instead (its bases are held locally) */
+  /** for missing chunks: the delta-object entry to fetch instead (its bases are held locally; one object may stand for several chunks) */
   deltaFor?: Map<number, number>
   onReceived: (peerId: string, seed: boolean, wireBytes: number, rawBytes: number, encoding: 'raw' | 'zstd' | 'delta') => void
   onRequest?: (peerId: string, seed: boolean, result: string, seconds: number) => void
@@ -92,8 +92,8 @@ export class FetchScheduler {
   readonly #missing: number[]
   readonly #state = new Map<number, ChunkState>()
   readonly #inflightByPeer = new Map<string, number>()
-  /** delta-object entry → the chunk it stands for */
-  readonly #standsFor = new Map<number, number>()
+  /** delta-object entry → the missing chunks it stands for */
+  readonly #standsFor = new Map<number, number[]>()
   #inflight = 0
   #cursor = 0
   #lastProgress = Date.now()
@@ -109,8 +109,12 @@ export class FetchScheduler {
       if (init.swarm.hasLocal(i)) continue
       const e = init.deltaFor?.get(i)
       if (e != null && !init.swarm.hasLocal(e)) {
-        this.#standsFor.set(e, i)
-        this.#missing.push(e)
+        const run = this.#standsFor.get(e)
+        if (run != null) run.push(i)
+        else {
+          this.#standsFor.set(e, [i])
+          this.#missing.push(e)
+        }
       } else {
         this.#missing.push(i)
       }
@@ -128,23 +132,28 @@ export class FetchScheduler {
 
   get remaining (): number { return this.#missing.length }
 
-  /** Fetch chunk i itself instead of delta-object entry e. */
+  /** Fetch the chunks delta-object entry e stands for themselves. */
   #fallBack (e: number): void {
-    const i = this.#standsFor.get(e)
-    if (i == null) return
+    const run = this.#standsFor.get(e)
+    if (run == null) return
     this.#standsFor.delete(e)
     const at = this.#missing.indexOf(e)
-    if (at !== -1) this.#missing[at] = i
-    else if (!this.#swarm.hasLocal(i)) this.#missing.push(i)
-    log('delta object %d: fetching chunk %d itself', e, i)
+    if (at !== -1) this.#missing.splice(at, 1)
+    for (const i of run) if (!this.#swarm.hasLocal(i)) this.#missing.push(i)
+    log('delta object %d: fetching its %d chunks themselves', e, run.length)
     this.#poke()
+  }
+
+  #allHeld (run: number[]): boolean {
+    for (const i of run) if (!this.#swarm.hasLocal(i)) return false
+    return true
   }
 
   /** Delta objects nobody can serve (after the seed deadline) fall back to their chunks. */
   #checkObjects (now: number): void {
     if (this.#standsFor.size === 0 || now - this.#startedAt < this.#init.seedDeadlineMs) return
-    for (const [e, i] of [...this.#standsFor]) {
-      if (this.#swarm.hasLocal(i)) continue
+    for (const [e, run] of [...this.#standsFor]) {
+      if (this.#allHeld(run)) continue
       const s = this.#state.get(e)
       if (s != null && s.inflight > 0) continue
       let served = false
@@ -186,8 +195,8 @@ export class FetchScheduler {
     for (let r = 0; r < this.#missing.length; r++) {
       const i = this.#missing[r]
       const stands = this.#standsFor.get(i)
-      // a delta object is not needed once its chunk is held (e.g. a hedged fetch of the chunk landed)
-      if (!this.#swarm.hasLocal(i) && (stands == null || !this.#swarm.hasLocal(stands))) this.#missing[w++] = i
+      // a delta object is not needed once its chunks are held
+      if (!this.#swarm.hasLocal(i) && (stands == null || !this.#allHeld(stands))) this.#missing[w++] = i
     }
     this.#missing.length = w
     if (this.#cursor >= w) this.#cursor = 0
@@ -268,6 +277,13 @@ export class FetchScheduler {
     return batch
   }
 
+  /** the bytes of the chunks delta-object entry e rebuilds */
+  #runBytes (e: number): number {
+    let n = 0
+    for (const i of this.#swarm.targetsOf(e)) n += this.#swarm.index.sizes[i]
+    return n
+  }
+
   #anyUsableHolder (i: number, now: number): boolean {
     for (const r of this.#swarm.remotes.values()) {
       if (!r.seed && bitGet(r.bitmap, i) && this.#init.stats.usable(r.peerId, now)) return true
@@ -331,7 +347,7 @@ export class FetchScheduler {
           received += reply.bytes.byteLength
           this.#lastProgress = Date.now()
           const object = this.#swarm.isObject(i)
-          this.#init.onReceived(peerId, seed, reply.wireBytes, object ? this.#swarm.sizeAt(this.#swarm.targetOf(i)) : reply.bytes.byteLength, object ? 'delta' : reply.encoding ?? 'raw')
+          this.#init.onReceived(peerId, seed, reply.wireBytes, object ? this.#runBytes(i) : reply.bytes.byteLength, object ? 'delta' : reply.encoding ?? 'raw')
         } else if (reply.status === 'not-found') {
           this.#swarm.forgetRemoteChunk(peerId, i)
           if (!seed) this.#chunk(i).peerFailures++

@@ -4,7 +4,7 @@
 import type { CID } from 'multiformats/cid'
 import type { ChunkIndex, DeltaIndex } from '../../protocol/manifest.js'
 
-export const NO_DELTAS: DeltaIndex = { count: 0, digests: new Uint8Array(0), sizes: new Uint32Array(0), targets: new Int32Array(0), bases: [], kinds: [], digestAt: () => { throw new RangeError('no delta objects') } }
+export const NO_DELTAS: DeltaIndex = { count: 0, digests: new Uint8Array(0), sizes: new Uint32Array(0), targets: [], bases: [], kinds: [], digestAt: () => { throw new RangeError('no delta objects') } }
 
 export function bitGet (bitmap: Uint8Array, i: number): boolean {
   return (bitmap[i >> 3] & (0x80 >> (i & 7))) !== 0
@@ -71,8 +71,8 @@ export class ReleaseSwarm {
   hasLocal (i: number): boolean { return bitGet(this.have, i) }
 
   isObject (e: number): boolean { return e >= this.index.count }
-  /** the chunk a delta-object entry rebuilds */
-  targetOf (e: number): number { return this.deltas.targets[e - this.index.count] }
+  /** the run of chunks a delta-object entry rebuilds */
+  targetsOf (e: number): Int32Array { return this.deltas.targets[e - this.index.count] }
   digestAt (e: number): Uint8Array { return e < this.index.count ? this.index.digestAt(e) : this.deltas.digestAt(e - this.index.count) }
   sizeAt (e: number): number { return e < this.index.count ? this.index.sizes[e] : this.deltas.sizes[e - this.index.count] }
 

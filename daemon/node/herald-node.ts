@@ -269,21 +269,35 @@ export class HeraldNode implements HeraldService {
     return swarm
   }
 
-  /** For each missing chunk with delta objects whose bases are all held here: the smallest object's entry. */
+  /**
+   * For the missing chunks that a delta object whose bases are all held here can rebuild: the object's entry.
+   * An object is used when it is smaller than its missing chunks as they would travel otherwise; where objects
+   * overlap (deltas against several earlier releases), the cheapest per missing byte wins.
+   */
   async #usableDeltas (swarm: ReleaseSwarm): Promise<Map<number, number>> {
     const out = new Map<number, number>()
     const { deltas, index } = swarm
+    const wire = (i: number): number => (this.config.limits.compress ? index.wireSizes?.[i] : undefined) ?? index.sizes[i]
+    const candidates: Array<{ k: number, missing: number[], perByte: number }> = []
     for (let k = 0; k < deltas.count; k++) {
-      const i = deltas.targets[k]
-      const chosen = out.get(i)
-      if (swarm.hasLocal(i) || (chosen != null && swarm.sizeAt(chosen) <= deltas.sizes[k])) continue
+      const missing = [...deltas.targets[k]].filter(i => !swarm.hasLocal(i))
+      if (missing.length === 0) continue
+      let otherwise = 0
+      let raw = 0
+      for (const i of missing) { otherwise += wire(i); raw += index.sizes[i] }
+      if (deltas.sizes[k] >= otherwise) continue
+      candidates.push({ k, missing, perByte: deltas.sizes[k] / raw })
+    }
+    candidates.sort((a, b) => a.perByte - b.perByte)
+    for (const { k, missing } of candidates) {
+      if (missing.some(i => out.has(i))) continue
       const bases = deltas.bases[k]
       const packed = new Uint8Array(bases.length * 32)
       bases.forEach((b, n) => packed.set(b, n * 32))
       const held = await this.store.hasChunks(packed)
       let all = true
       for (let n = 0; n < bases.length; n++) if ((held[n >> 3] & (0x80 >> (n & 7))) === 0) { all = false; break }
-      if (all) out.set(i, index.count + k)
+      if (all) for (const i of missing) out.set(i, index.count + k)
     }
     return out
   }
@@ -298,16 +312,20 @@ export class HeraldNode implements HeraldService {
     await this.store.putChunk(digest, bytes, frame)
   }
 
-  /** Store a fetched entry: a chunk, or a delta object and the chunk it rebuilds (verified like any chunk). */
-  async #storeEntry (swarm: ReleaseSwarm, e: number, digest: Uint8Array, bytes: Uint8Array, frame?: Uint8Array): Promise<number> {
+  /**
+   * Store a fetched entry: a chunk, or a delta object and the run of chunks it rebuilds (each verified like
+   * any chunk). Returns the chunks it stored.
+   */
+  async #storeEntry (swarm: ReleaseSwarm, e: number, digest: Uint8Array, bytes: Uint8Array, frame?: Uint8Array): Promise<number[]> {
     if (!swarm.isObject(e)) {
       await this.#storeChunk(swarm, e, digest, bytes, frame)
-      return e
+      return [e]
     }
     // a delta object is itself zstd: kept as it came
     await this.store.putChunk(digest, bytes)
-    const i = swarm.targetOf(e)
-    if (!swarm.hasLocal(i)) {
+    const targets = swarm.targetsOf(e)
+    const stored: number[] = []
+    if (targets.some(i => !swarm.hasLocal(i))) {
       const k = e - swarm.index.count
       const bases: Uint8Array[] = []
       for (const b of swarm.deltas.bases[k]) {
@@ -315,21 +333,30 @@ export class HeraldNode implements HeraldService {
         if (data == null) throw new DeltaFailedError('a base chunk of the delta is no longer in the store')
         bases.push(data)
       }
-      let chunk: Uint8Array
+      let size = 0
+      for (const i of targets) size += swarm.index.sizes[i]
+      let run: Uint8Array
       try {
-        chunk = decodeDelta(bytes, bases, swarm.index.sizes[i])
+        run = decodeDelta(bytes, bases, size)
       } catch (err: any) {
         throw new DeltaFailedError(err.message, { cause: err })
       }
-      try {
-        await this.#storeChunk(swarm, i, swarm.index.digestAt(i), chunk)
-      } catch (err: any) {
-        if (err.code === 'HASH_MISMATCH') throw new DeltaFailedError('the delta object rebuilt bytes that do not match the chunk', { cause: err })
-        throw err
+      let at = 0
+      for (const i of targets) {
+        const chunk = run.subarray(at, at + swarm.index.sizes[i])
+        at += chunk.byteLength
+        if (swarm.hasLocal(i)) continue
+        try {
+          await this.#storeChunk(swarm, i, swarm.index.digestAt(i), chunk)
+        } catch (err: any) {
+          if (err.code === 'HASH_MISMATCH') throw new DeltaFailedError('the delta object rebuilt bytes that do not match the chunk', { cause: err })
+          throw err
+        }
+        stored.push(i)
       }
     }
     swarm.markHave(e)
-    return i
+    return stored
   }
 
   /** The newest verified record for a release: local store, connected peers and the seed all asked. */
@@ -526,12 +553,13 @@ export class HeraldNode implements HeraldService {
       stallTimeoutMs: cfg.fetch.stallTimeoutMs,
       request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s }),
       store: async (e, digest, bytes, reply) => {
-        const i = await this.#storeEntry(swarm, e, digest, bytes, reply.frame)
-        // a hedged duplicate may land twice: count the chunk once
-        if (swarm.hasLocal(i)) return
-        swarm.markHave(i)
-        job.progress.doneChunks++
-        job.progress.doneBytes += swarm.index.sizes[i]
+        for (const i of await this.#storeEntry(swarm, e, digest, bytes, reply.frame)) {
+          // a hedged duplicate may land twice: count the chunk once
+          if (swarm.hasLocal(i)) continue
+          swarm.markHave(i)
+          job.progress.doneChunks++
+          job.progress.doneBytes += swarm.index.sizes[i]
+        }
         job.emit()
       },
       onReceived: (peerId, seed, wireBytes, rawBytes, encoding) => {
@@ -672,11 +700,15 @@ export class HeraldNode implements HeraldService {
     let compressed = 0
     let raw = 0
     const usable = await this.#usableDeltas(swarm)
+    const objects = new Set<number>()
     for (let i = 0; i < index.count; i++) {
       if (swarm.hasLocal(i)) continue
       const e = usable.get(i)
       const wire = this.config.limits.compress ? index.wireSizes?.[i] : undefined
-      if (e != null) { delta += swarm.sizeAt(e); deltaChunks++ } else if (wire != null && wire < index.sizes[i]) compressed += wire
+      if (e != null) {
+        deltaChunks++
+        if (!objects.has(e)) { objects.add(e); delta += swarm.sizeAt(e) }
+      } else if (wire != null && wire < index.sizes[i]) compressed += wire
       else raw += index.sizes[i]
     }
     const manifestBytes = manifestBytesBefore == null ? (await this.store.getManifest(signed.record.manifestCid))?.byteLength ?? 0 : 0

@@ -92,6 +92,8 @@ export class Publisher {
           target: result.manifest,
           bases: [base.manifest],
           pool,
+          level: this.#config.deltaLevel,
+          group: this.#config.deltaGroup,
           getChunk: async d => await store.getChunk(d),
           putObject: async (d, b) => { await store.putChunk(d, b) },
           getFeatures: async d => await store.getFeatures(d),

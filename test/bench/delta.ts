@@ -120,9 +120,9 @@ async function storeFiles (dir: string): Promise<Map<string, number>> {
 }
 
 async function main (): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { avg: { type: 'string' }, 'no-delta': { type: 'boolean', default: false }, baselines: { type: 'boolean', default: false }, level: { type: 'string' } } })
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { avg: { type: 'string' }, 'no-delta': { type: 'boolean', default: false }, baselines: { type: 'boolean', default: false }, level: { type: 'string' }, group: { type: 'string' } } })
   if (positionals.length !== 2) {
-    console.error('usage: npm run bench:delta -- OLD NEW [--avg BYTES] [--no-delta] [--baselines]')
+    console.error('usage: npm run bench:delta -- OLD NEW [--avg BYTES] [--no-delta] [--level N] [--group N] [--baselines]')
     process.exit(2)
   }
   const avg = values.avg != null ? Number(values.avg) : DEFAULT_CHUNKER.avgSize
@@ -142,6 +142,7 @@ async function main (): Promise<void> {
       bases: [old.manifest],
       pool,
       level: values.level != null ? Number(values.level) : undefined,
+      group: values.group != null ? Number(values.group) : undefined,
       getChunk: async d => chunks.get(digestHex(d)),
       putObject: async (d, b) => { objects.set(digestHex(d), b) }
     })
@@ -181,6 +182,7 @@ async function main (): Promise<void> {
     deltaBytes,
     compressedBytes,
     deltaChunks: delta?.stats.encoded ?? 0,
+    deltaObjects: delta?.stats.objects ?? 0,
     deltaChunkBytes: delta?.stats.deltaBytes ?? 0,
     movedBytes: (delta?.stats.movedBytes ?? compressedBytes) + manifestBytes,
     manifestBytes,

@@ -31,14 +31,33 @@ describe('delta chunks', () => {
   const target = edited(base, 2, 40)
 
   it('should rebuild the target byte for byte from a much smaller object', () => {
-    const object = encodeDelta(target, [base])
+    const object = encodeDelta([target], [base])
     expect(object.byteLength).to.be.below(target.byteLength / 20)
     const back = decodeDelta(object, [base], target.byteLength)
     expect(Buffer.from(back).equals(Buffer.from(target))).to.equal(true)
   })
 
+  it('should rebuild a run of chunks as their concatenation, using what the run shares', () => {
+    // new content the bases lack, repeated with edits in the next chunk: one object pays for it once
+    const first = text(7, 100_000)
+    const second = edited(first, 3, 40)
+    const run = encodeDelta([first, second], [base])
+    const apart = encodeDelta([first], [base]).byteLength + encodeDelta([second], [base]).byteLength
+    expect(run.byteLength).to.be.below(apart * 0.6)
+    const back = decodeDelta(run, [base], first.byteLength + second.byteLength)
+    expect(Buffer.from(back.subarray(0, first.byteLength)).equals(Buffer.from(first))).to.equal(true)
+    expect(Buffer.from(back.subarray(first.byteLength)).equals(Buffer.from(second))).to.equal(true)
+  })
+
+  it('should find matches anywhere in a dictionary of several megabytes', () => {
+    // the target repeats the far start of a 6 MB dictionary: a level's default window would not reach it
+    const far = text(4, 6_000_000)
+    const object = encodeDelta([edited(far.subarray(0, 200_000), 5, 20)], [far])
+    expect(object.byteLength).to.be.below(10_000)
+  })
+
   it('should refuse a corrupt object, a wrong size and the wrong bases', () => {
-    const object = encodeDelta(target, [base])
+    const object = encodeDelta([target], [base])
     const corrupt = object.slice()
     corrupt[Math.floor(corrupt.length / 2)] ^= 0xff
     let rebuilt: Uint8Array | undefined
@@ -46,7 +65,7 @@ describe('delta chunks', () => {
     // zstd has no checksum in delta frames: what a corrupt object rebuilds is caught by the chunk digest
     if (rebuilt != null) expect(verifyDigest(sha256(target), rebuilt)).to.equal(false)
     expect(() => decodeDelta(object, [base], target.byteLength + 1)).to.throw().with.property('code', 'MALFORMED_MESSAGE')
-    expect(() => decodeDelta(object, [base], 8 * 1024 * 1024)).to.throw().with.property('code', 'MALFORMED_MESSAGE')
+    expect(() => decodeDelta(object, [base], 8 * 1024 * 1024 + 1)).to.throw().with.property('code', 'MALFORMED_MESSAGE')
     expect(() => decodeDelta(new Uint8Array([1, 2, 3, 4, 5]), [base], 5)).to.throw().with.property('code', 'MALFORMED_MESSAGE')
     let wrong: Uint8Array | undefined
     try { wrong = decodeDelta(object, [text(9, 200_000)], target.byteLength) } catch (err: any) { expect(err.code).to.equal('MALFORMED_MESSAGE') }
@@ -78,7 +97,7 @@ describe('delta chunks', () => {
       await rm(dir, { recursive: true, force: true })
     })
 
-    it('should encode the chunks of an update against the previous release, each rebuilding exactly', async () => {
+    it('should encode the chunks of an update against the previous release, each run rebuilding exactly', async () => {
       const v1 = join(dir, 'v1')
       const v2 = join(dir, 'v2')
       await generateRelease({ seed: 5, entries: 6000, dir: v1 })
@@ -97,16 +116,27 @@ describe('delta chunks', () => {
         putObject: async (d, b) => { objects.set(digestHex(d), b) }
       })
       expect(stats.candidates).to.be.greaterThan(5)
-      expect(encodings.length).to.be.greaterThan(stats.candidates * 0.8)
+      expect(stats.encoded).to.be.greaterThan(stats.candidates * 0.8)
       expect(stats.deltaBytes).to.be.below(stats.candidateBytes / 20)
+      expect(encodings.reduce((n, e) => n + e.targets.length, 0)).to.equal(stats.encoded)
+      expect(encodings.length).to.equal(stats.objects)
+      expect(Math.max(...encodings.map(e => e.targets.length))).to.be.greaterThan(1)
       for (const e of encodings) {
         expect(e.kind).to.equal(DELTA_KIND)
         const object = objects.get(digestHex(e.object)) as Uint8Array
         expect(verifyDigest(e.object, object)).to.equal(true)
-        const size = (chunks.get(digestHex(e.target)) as Uint8Array).byteLength
-        const rebuilt = decodeDelta(object, e.bases.map(b => chunks.get(digestHex(b)) as Uint8Array), size)
-        expect(verifyDigest(e.target, rebuilt)).to.equal(true)
+        const sizes = e.targets.map(t => (chunks.get(digestHex(t)) as Uint8Array).byteLength)
+        const rebuilt = decodeDelta(object, e.bases.map(b => chunks.get(digestHex(b)) as Uint8Array), sizes.reduce((a, b) => a + b, 0))
+        let at = 0
+        e.targets.forEach((t, k) => {
+          expect(verifyDigest(t, rebuilt.subarray(at, at + sizes[k]))).to.equal(true)
+          at += sizes[k]
+        })
       }
+      // one chunk per object is still a valid encoding
+      const single = await encodeReleaseDeltas({ target: m2, bases: [m1], pool, group: 1, getChunk: async d => chunks.get(digestHex(d)), putObject: async () => {} })
+      expect(single.encodings.every(e => e.targets.length === 1)).to.equal(true)
+      expect(single.stats.encoded).to.be.greaterThan(stats.candidates * 0.8)
       // the manifest carries them and indexes them after its chunks
       m2.encodings = encodings
       const back = decodeManifest(encodeManifest(m2))
@@ -114,7 +144,7 @@ describe('delta chunks', () => {
       const index = manifestChunkIndex(back)
       const deltas = manifestDeltaIndex(back, index, [DELTA_KIND])
       expect(deltas.count).to.equal(encodings.length)
-      expect(index.digestAt(deltas.targets[0])).to.deep.equal(encodings[0].target)
+      expect([...deltas.targets[0]].map(i => index.digestAt(i))).to.deep.equal(encodings[0].targets)
       expect(manifestDeltaIndex(back, index, ['other-kind/1']).count).to.equal(0)
     })
   })
@@ -128,24 +158,33 @@ describe('delta chunks', () => {
       version: '2024-04',
       chunker: { algorithm: 'fastcdc', minSize: 65536, avgSize: 262144, maxSize: 1048576, normalization: 2, gear: 'herald-gear-v1' },
       files: [{ path: 'x', size: 5, mode: 0o644, chunks: sha256(chunk), chunkSizes: Uint32Array.of(5) }],
-      encodings: [{ target: sha256(chunk), object: sha256(new TextEncoder().encode('object')), size: 6, bases: [baseDigest], kind: DELTA_KIND }],
+      encodings: [{ targets: [sha256(chunk)], object: sha256(new TextEncoder().encode('object')), size: 6, bases: [baseDigest], kind: DELTA_KIND }],
       createdAt: 0
     }
 
     it('should encode delta encodings deterministically (golden CID)', () => {
       const bytes = encodeManifest(m)
-      expect(manifestCid(bytes).toString()).to.equal('bafyreib5cdqqphc62e2rqrkjxbhns5mayazuxpnpxhuezirqd33qx3smya')
+      expect(manifestCid(bytes).toString()).to.equal('bafyreie6dryf5pjcjgw6pu4gntctmgotitksyuobgohfcepubu7nhkshcm')
       expect(decodeManifest(bytes).encodings[0]).to.deep.equal(m.encodings[0])
+    })
+
+    it('should read the single `target` of earlier manifests as a run of one', () => {
+      const raw: any = dagCbor.decode(encodeManifest(m))
+      raw.encodings[0].target = raw.encodings[0].targets[0]
+      delete raw.encodings[0].targets
+      expect(decodeManifest(dagCbor.encode(raw)).encodings[0]).to.deep.equal(m.encodings[0])
     })
 
     it('should reject encodings for chunks the manifest lacks, without bases, or oversized', () => {
       const tamper = (fn: (raw: any) => void): Uint8Array => { const raw: any = dagCbor.decode(encodeManifest(m)); fn(raw); return dagCbor.encode(raw) }
       for (const [what, bytes] of [
-        ['unknown target', tamper(r => { r.encodings[0].target = baseDigest })],
+        ['unknown target', tamper(r => { r.encodings[0].targets = [baseDigest] })],
+        ['no targets', tamper(r => { r.encodings[0].targets = [] })],
+        ['too many targets', tamper(r => { r.encodings[0].targets = Array.from({ length: 17 }, () => r.encodings[0].targets[0]) })],
         ['no bases', tamper(r => { r.encodings[0].bases = [] })],
         ['short digest', tamper(r => { r.encodings[0].object = new Uint8Array(31) })],
         ['oversized object', tamper(r => { r.encodings[0].size = 64 * 1024 * 1024 })],
-        ['too many bases', tamper(r => { r.encodings[0].bases = Array.from({ length: 17 }, () => baseDigest) })]
+        ['too many bases', tamper(r => { r.encodings[0].bases = Array.from({ length: 65 }, () => baseDigest) })]
       ] as Array<[string, Uint8Array]>) {
         expect(() => decodeManifest(bytes), what).to.throw().with.property('code', 'INVALID_MANIFEST')
       }

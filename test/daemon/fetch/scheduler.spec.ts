@@ -143,8 +143,8 @@ describe('fetch scheduler', () => {
   })
 
   describe('delta objects', () => {
-    /** n chunks; chunks 0..k-1 also have a delta object (entries n..n+k-1) */
-    function withDeltas (n: number, k: number): { swarm: ReleaseSwarm, init: SchedulerInit, log: Array<{ peer: string, e: number }>, bad: Set<number> } {
+    /** n chunks; chunks 0..k*run-1 also have delta objects (entries n..n+k-1), object j for chunks j*run…j*run+run-1 */
+    function withDeltas (n: number, k: number, run = 1): { swarm: ReleaseSwarm, init: SchedulerInit, log: Array<{ peer: string, e: number }>, bad: Set<number> } {
       const chunks = makeChunks(n)
       const index = makeIndex(chunks)
       const objects = Array.from({ length: k }, (_, j) => new TextEncoder().encode(`delta-${j}`))
@@ -154,7 +154,7 @@ describe('fetch scheduler', () => {
         count: k,
         digests: odigests,
         sizes: Uint32Array.from(objects, o => o.byteLength),
-        targets: Int32Array.from({ length: k }, (_, j) => j),
+        targets: Array.from({ length: k }, (_, j) => Int32Array.from({ length: run }, (_, m) => j * run + m)),
         bases: objects.map(() => [new Uint8Array(32)]),
         kinds: objects.map(() => 'zstd-dict/1'),
         digestAt: (j: number) => odigests.subarray(j * 32, j * 32 + 32)
@@ -167,7 +167,7 @@ describe('fetch scheduler', () => {
       const init: SchedulerInit = {
         ...setup(1).init,
         swarm,
-        deltaFor: new Map(Array.from({ length: k }, (_, j) => [j, n + j])),
+        deltaFor: new Map(Array.from({ length: k * run }, (_, i) => [i, n + Math.floor(i / run)])),
         request: async function * (peer, digests): AsyncGenerator<Reply> {
           for (const d of digests) {
             const e = byDigest.get(Buffer.from(d).toString('hex'))!
@@ -180,7 +180,7 @@ describe('fetch scheduler', () => {
           if (e >= n) {
             if (bad.has(e)) throw new DeltaFailedError('does not rebuild')
             swarm.markHave(e)
-            swarm.markHave(swarm.targetOf(e))
+            for (const i of swarm.targetsOf(e)) swarm.markHave(i)
           } else {
             swarm.markHave(e)
           }
@@ -201,6 +201,18 @@ describe('fetch scheduler', () => {
       expect([0, 1, 3, 4, 5].filter(i => asked.has(i))).to.deep.equal([])
       expect(asked.has(2)).to.equal(true)
       for (let i = 6; i < 12; i++) expect(asked.has(i)).to.equal(true)
+    })
+
+    it('should fetch one object for a run of chunks, and the whole run when its object fails', async () => {
+      const { swarm, init, log, bad } = withDeltas(12, 3, 3)
+      bad.add(12 + 1)
+      swarm.setRemote('p1', full(15), false)
+      await new FetchScheduler(init).run()
+      expect(swarm.complete).to.equal(true)
+      const asked = log.map(r => r.e)
+      // each object asked once; chunks 0-2 and 6-8 never; object 1's run (3-5) and the chunks without one (9-11) each once
+      expect(asked.filter(e => e >= 12).sort()).to.deep.equal([12, 13, 14])
+      expect(asked.filter(e => e < 12).sort((a, b) => a - b)).to.deep.equal([3, 4, 5, 9, 10, 11])
     })
 
     it('should fetch the chunks themselves when no source holds the delta objects', async () => {

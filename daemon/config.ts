@@ -48,7 +48,7 @@ const PublishSchema = z.object({
   /** zstd level of delta objects (protocol/delta.ts DELTA_LEVEL) */
   deltaLevel: z.number().int().min(1).max(19).default(9),
   /** consecutive new chunks per delta object (protocol/delta-encoder.ts DELTA_GROUP, at most MAX_DELTA_TARGETS) */
-  deltaGroup: z.number().int().min(1).max(16).default(16),
+  deltaGroup: z.number().int().min(1).max(32).default(32),
   /** worker threads for delta encoding; 0 = one per core */
   threads: z.number().int().min(0).max(256).default(0)
 }).strict()

@@ -77,7 +77,7 @@ export interface DeltaEncodeStats {
 }
 
 /** consecutive new chunks of a file encoded as one delta object */
-export const DELTA_GROUP = 16
+export const DELTA_GROUP = 32
 
 interface Target { digest: Uint8Array, size: number, path: string, offset: number }
 

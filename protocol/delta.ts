@@ -27,7 +27,7 @@ export const DELTA_LEVEL = 9
 export const MAX_DELTA_BASE_BYTES = 16 * 1024 * 1024
 export const MAX_DELTA_BASES = 64
 /** the most target chunks one delta object rebuilds, and the most bytes it may rebuild */
-export const MAX_DELTA_TARGETS = 16
+export const MAX_DELTA_TARGETS = 32
 export const MAX_DELTA_TARGET_BYTES = 8 * 1024 * 1024
 export const SUPER_FEATURES = 3
 /** the largest window a delta frame may use (dictionary and content, at most 24 MiB, fit in it) */

@@ -180,7 +180,7 @@ describe('delta chunks', () => {
       for (const [what, bytes] of [
         ['unknown target', tamper(r => { r.encodings[0].targets = [baseDigest] })],
         ['no targets', tamper(r => { r.encodings[0].targets = [] })],
-        ['too many targets', tamper(r => { r.encodings[0].targets = Array.from({ length: 17 }, () => r.encodings[0].targets[0]) })],
+        ['too many targets', tamper(r => { r.encodings[0].targets = Array.from({ length: 33 }, () => r.encodings[0].targets[0]) })],
         ['no bases', tamper(r => { r.encodings[0].bases = [] })],
         ['short digest', tamper(r => { r.encodings[0].object = new Uint8Array(31) })],
         ['oversized object', tamper(r => { r.encodings[0].size = 64 * 1024 * 1024 })],

@@ -129,7 +129,7 @@ export class HeraldNode implements HeraldService {
     await this.#loadHeldReleases()
     void this.#bootstrap()
     this.#timers.push(setInterval(() => { void this.#bootstrap() }, 10_000))
-    this.#timers.push(setInterval(() => { void this.#measureRtts() }, 5_000))
+    this.#timers.push(setInterval(() => { this.#recordRtts() }, 5_000))
     for (const t of this.#timers) t.unref()
     await this.#resumeFetches()
     this.#log.info({ peerId: this.peerId, addrs: this.listenAddrs(), seed: this.isSeed }, 'heraldd started')
@@ -227,12 +227,10 @@ export class HeraldNode implements HeraldService {
     }
   }
 
-  async #measureRtts (): Promise<void> {
+  /** Peer RTTs as libp2p's connection monitor measures them (a ping every 10 s per connection). */
+  #recordRtts (): void {
     for (const conn of this.libp2p.getConnections()) {
-      try {
-        const rtt = await this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(2_000) })
-        this.stats.recordRtt(conn.remotePeer.toString(), rtt)
-      } catch {}
+      if (conn.rtt != null) this.stats.recordRtt(conn.remotePeer.toString(), conn.rtt)
     }
   }
 

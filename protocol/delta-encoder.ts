@@ -240,8 +240,7 @@ export async function encodeReleaseDeltas (init: DeltaEncodeInit): Promise<{ enc
   await eachLimited(runs.map((_, n) => n), concurrency, async n => {
     const run = runs[n]
     const datas: Uint8Array[] = []
-    const ids: number[] = []
-    let dictBytes = 0
+    const matches: number[] = []
     for (const t of run) {
       stats.candidates++
       stats.candidateBytes += t.size
@@ -250,15 +249,20 @@ export async function encodeReleaseDeltas (init: DeltaEncodeInit): Promise<{ enc
       datas.push(data)
       const sf = await features(t.digest, data)
       const id = sf != null ? base.match(sf, t.path, t.offset) : -1
-      if (id === -1) continue
-      for (const x of base.dictionary(id)) {
-        if (ids.includes(x) || ids.length >= MAX_DELTA_BASES) continue
-        const size = base.chunks[x].size
-        if (dictBytes + size > MAX_DELTA_BASE_BYTES) continue
-        ids.push(x)
-        dictBytes += size
-      }
+      if (id !== -1) matches.push(id)
     }
+    // every chunk's best match first, then their neighbours, within the budget; in base-file order (ids
+    // follow first appearance in the base), so the dictionary reads like the old file
+    const chosen = new Set<number>()
+    let dictBytes = 0
+    for (const x of [...matches, ...matches.flatMap(id => base.dictionary(id))]) {
+      if (chosen.has(x) || chosen.size >= MAX_DELTA_BASES) continue
+      const size = base.chunks[x].size
+      if (dictBytes + size > MAX_DELTA_BASE_BYTES) continue
+      chosen.add(x)
+      dictBytes += size
+    }
+    const ids = [...chosen].sort((a, b) => a - b)
     const bases: Uint8Array[] = []
     for (const x of ids) {
       const b = await init.getChunk(base.chunks[x].digest)
@@ -279,7 +283,6 @@ export async function encodeReleaseDeltas (init: DeltaEncodeInit): Promise<{ enc
     const object = r.object as Uint8Array
     const sizes = r.compressedSizes ?? datas.map(d => d.byteLength)
     const zsize = sizes.reduce((a, b) => a + b, 0)
-    if (process.env.HERALD_DELTA_DEBUG != null) console.error(run[0].path, run[0].offset, run.length, 'bases', ids.length, dictBytes, 'delta', object.byteLength, 'zstd', zsize)
     if (!deltaPays(object.byteLength, zsize) || object.byteLength > MAX_CHUNK_SIZE) {
       travelCompressed(sizes)
       return

@@ -83,7 +83,9 @@ export function encodeManifest (m: Manifest): Uint8Array {
     }
     return o
   })
-  const encodings = m.encodings.map(e => ({ targets: e.targets, object: e.object, size: e.size, bases: e.bases, kind: e.kind }))
+  // delta objects are written as `runs`; `encodings` stays empty, so that readers that know only
+  // single-chunk encodings (which they validate strictly) still read the manifest and fetch whole chunks
+  const runs = m.encodings.map(e => ({ targets: e.targets, object: e.object, size: e.size, bases: e.bases, kind: e.kind }))
   return dagCbor.encode({
     format: m.format,
     dataset: m.dataset,
@@ -91,7 +93,8 @@ export function encodeManifest (m: Manifest): Uint8Array {
     createdAt: m.createdAt,
     chunker: { ...m.chunker },
     files,
-    encodings
+    encodings: [],
+    ...(runs.length > 0 ? { runs } : {})
   })
 }
 
@@ -199,25 +202,34 @@ export function decodeManifest (data: Uint8Array): Manifest {
     files.push(file)
   }
   if (!Array.isArray(raw.encodings)) fail('encodings must be a list')
-  const encodings: DeltaEncoding[] = raw.encodings.map((e: unknown, n: number) => {
-    const where = `encodings[${n}]`
+  if (raw.runs !== undefined && !Array.isArray(raw.runs)) fail('runs must be a list')
+  const digest = (v: unknown, what: string): Uint8Array => {
+    const d = bytes(v, what)
+    if (d.byteLength !== DIGEST_LENGTH) fail(`${what} must be a 32-byte digest`)
+    return d
+  }
+  const distinct = (list: Uint8Array[], what: string): void => {
+    if (new Set(list.map(digestHex)).size !== list.length) fail(`${what} names a digest twice`)
+  }
+  const decodeEncoding = (e: unknown, where: string, legacy: boolean): DeltaEncoding => {
     if (!isObj(e)) fail(`${where} must be a map`)
-    const digest = (v: unknown, what: string): Uint8Array => {
-      const d = bytes(v, what)
-      if (d.byteLength !== DIGEST_LENGTH) fail(`${what} must be a 32-byte digest`)
-      return d
-    }
-    // `target` (one chunk) is how earlier publishers wrote a single-chunk run
-    const listed = e.targets !== undefined ? e.targets : e.target !== undefined ? [e.target] : undefined
+    // in `encodings`, earlier publishers wrote one chunk as `target`: a run of one
+    const listed = legacy && e.targets === undefined && e.target !== undefined ? [e.target] : e.targets
     if (!Array.isArray(listed) || listed.length === 0 || listed.length > MAX_DELTA_TARGETS) fail(`${where}.targets must be a list of 1–${MAX_DELTA_TARGETS} digests`)
     const targets = listed.map((t: unknown) => digest(t, `${where}.targets[]`))
+    distinct(targets, `${where}.targets`)
     const object = digest(e.object, `${where}.object`)
     if (!Array.isArray(e.bases) || e.bases.length === 0 || e.bases.length > MAX_DELTA_BASES) fail(`${where}.bases must be a list of 1–${MAX_DELTA_BASES} digests`)
     const bases = e.bases.map((b: unknown) => digest(b, `${where}.bases[]`))
+    distinct(bases, `${where}.bases`)
     const size = uint(e.size, `${where}.size`)
     if (size === 0 || size > MAX_CHUNK_SIZE) fail(`${where}.size must be 1–${MAX_CHUNK_SIZE}`)
     return { targets, object, size, bases, kind: str(e.kind, `${where}.kind`, 64) }
-  })
+  }
+  const encodings: DeltaEncoding[] = [
+    ...raw.encodings.map((e: unknown, n: number) => decodeEncoding(e, `encodings[${n}]`, true)),
+    ...(raw.runs ?? []).map((e: unknown, n: number) => decodeEncoding(e, `runs[${n}]`, false))
+  ]
   if (encodings.length > 0) {
     const sizes = new Map<string, number>()
     for (const f of files) for (let i = 0; i < f.chunkSizes.length; i++) sizes.set(digestHex(f.chunks.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH)), f.chunkSizes[i])
@@ -225,10 +237,10 @@ export function decodeManifest (data: Uint8Array): Manifest {
       let total = 0
       for (const t of e.targets) {
         const size = sizes.get(digestHex(t))
-        if (size == null) fail(`encodings[${n}].targets names a digest that is not a chunk of this manifest`)
+        if (size == null) fail(`delta encoding ${n} names a target that is not a chunk of this manifest`)
         total += size
       }
-      if (total > MAX_DELTA_TARGET_BYTES) fail(`encodings[${n}] rebuilds ${total} bytes (limit ${MAX_DELTA_TARGET_BYTES})`)
+      if (total > MAX_DELTA_TARGET_BYTES) fail(`delta encoding ${n} rebuilds ${total} bytes (limit ${MAX_DELTA_TARGET_BYTES})`)
     })
   }
   return { format: 1, dataset, version, chunker, files, encodings, createdAt: uint(raw.createdAt, 'createdAt') }

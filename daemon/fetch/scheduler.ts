@@ -277,10 +277,10 @@ export class FetchScheduler {
     return batch
   }
 
-  /** the bytes of the chunks delta-object entry e rebuilds */
-  #runBytes (e: number): number {
+  /** the bytes of the chunks delta-object entry e rebuilds that are not held yet */
+  #missingRunBytes (e: number): number {
     let n = 0
-    for (const i of this.#swarm.targetsOf(e)) n += this.#swarm.index.sizes[i]
+    for (const i of this.#swarm.targetsOf(e)) if (!this.#swarm.hasLocal(i)) n += this.#swarm.index.sizes[i]
     return n
   }
 
@@ -325,6 +325,9 @@ export class FetchScheduler {
         if (reply.status !== 'ok' || reply.bytes == null) release()
         if (reply.status === 'ok' && reply.bytes != null) {
           if (this.#swarm.hasLocal(i)) { release(); continue } // a hedged duplicate
+          const object = this.#swarm.isObject(i)
+          // what the entry brings: a chunk, or the chunks of its run not held yet
+          const rawBytes = object ? this.#missingRunBytes(i) : reply.bytes.byteLength
           try {
             await this.#init.store(i, digests[k - 1], reply.bytes, reply)
             release()
@@ -346,8 +349,7 @@ export class FetchScheduler {
           }
           received += reply.bytes.byteLength
           this.#lastProgress = Date.now()
-          const object = this.#swarm.isObject(i)
-          this.#init.onReceived(peerId, seed, reply.wireBytes, object ? this.#runBytes(i) : reply.bytes.byteLength, object ? 'delta' : reply.encoding ?? 'raw')
+          this.#init.onReceived(peerId, seed, reply.wireBytes, rawBytes, object ? 'delta' : reply.encoding ?? 'raw')
         } else if (reply.status === 'not-found') {
           this.#swarm.forgetRemoteChunk(peerId, i)
           if (!seed) this.#chunk(i).peerFailures++

@@ -7,7 +7,7 @@ import { digestHex, cidFromDigest, parseCid, verifyDigest, sha256 } from '../../
 import { chunkExchange, haveExchange, releaseExchange, type StoredChunk } from '../../protocol/exchange/index.js'
 import { compressChunk } from '../../protocol/exchange/compression.js'
 import { manifestChunkIndex, manifestDeltaIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
-import { decodeDelta, DELTA_KIND } from '../../protocol/delta.js'
+import { decodeDelta, DELTA_KIND, MAX_DELTA_BASE_BYTES } from '../../protocol/delta.js'
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
 import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease } from '../../protocol/release.js'
 import { Store } from '../../store/store.js'
@@ -326,9 +326,12 @@ export class HeraldNode implements HeraldService {
     if (targets.some(i => !swarm.hasLocal(i))) {
       const k = e - swarm.index.count
       const bases: Uint8Array[] = []
+      let baseBytes = 0
       for (const b of swarm.deltas.bases[k]) {
         const data = await this.store.getChunk(b)
         if (data == null) throw new DeltaFailedError('a base chunk of the delta is no longer in the store')
+        baseBytes += data.byteLength
+        if (baseBytes > MAX_DELTA_BASE_BYTES) throw new DeltaFailedError(`the delta's bases exceed ${MAX_DELTA_BASE_BYTES} bytes`)
         bases.push(data)
       }
       let size = 0
@@ -339,17 +342,18 @@ export class HeraldNode implements HeraldService {
       } catch (err: any) {
         throw new DeltaFailedError(err.message, { cause: err })
       }
+      // every chunk of the run checked before any is stored: a bad object leaves nothing half-done
+      const chunks: Uint8Array[] = []
       let at = 0
       for (const i of targets) {
         const chunk = run.subarray(at, at + swarm.index.sizes[i])
         at += chunk.byteLength
+        if (!verifyDigest(swarm.index.digestAt(i), chunk)) throw new DeltaFailedError('the delta object rebuilt bytes that do not match the chunk')
+        chunks.push(chunk)
+      }
+      for (const [n, i] of targets.entries()) {
         if (swarm.hasLocal(i)) continue
-        try {
-          await this.#storeChunk(swarm, i, swarm.index.digestAt(i), chunk)
-        } catch (err: any) {
-          if (err.code === 'HASH_MISMATCH') throw new DeltaFailedError('the delta object rebuilt bytes that do not match the chunk', { cause: err })
-          throw err
-        }
+        await this.#storeChunk(swarm, i, swarm.index.digestAt(i), chunks[n])
         stored.push(i)
       }
     }

@@ -164,27 +164,33 @@ describe('delta chunks', () => {
 
     it('should encode delta encodings deterministically (golden CID)', () => {
       const bytes = encodeManifest(m)
-      expect(manifestCid(bytes).toString()).to.equal('bafyreie6dryf5pjcjgw6pu4gntctmgotitksyuobgohfcepubu7nhkshcm')
+      expect(manifestCid(bytes).toString()).to.equal('bafyreih4watyzmzaqponjjemswwiwuoinwmh7tckvuedkoy3hu5bivpopy')
       expect(decodeManifest(bytes).encodings[0]).to.deep.equal(m.encodings[0])
     })
 
-    it('should read the single `target` of earlier manifests as a run of one', () => {
+    it('should write runs where readers of single-chunk encodings skip them, and read those encodings as runs of one', () => {
       const raw: any = dagCbor.decode(encodeManifest(m))
-      raw.encodings[0].target = raw.encodings[0].targets[0]
-      delete raw.encodings[0].targets
+      expect(raw.encodings).to.deep.equal([])
+      expect(raw.runs).to.have.length(1)
+      const { targets, ...rest } = raw.runs[0]
+      raw.encodings = [{ ...rest, target: targets[0] }]
+      delete raw.runs
       expect(decodeManifest(dagCbor.encode(raw)).encodings[0]).to.deep.equal(m.encodings[0])
     })
 
     it('should reject encodings for chunks the manifest lacks, without bases, or oversized', () => {
       const tamper = (fn: (raw: any) => void): Uint8Array => { const raw: any = dagCbor.decode(encodeManifest(m)); fn(raw); return dagCbor.encode(raw) }
       for (const [what, bytes] of [
-        ['unknown target', tamper(r => { r.encodings[0].targets = [baseDigest] })],
-        ['no targets', tamper(r => { r.encodings[0].targets = [] })],
-        ['too many targets', tamper(r => { r.encodings[0].targets = Array.from({ length: 33 }, () => r.encodings[0].targets[0]) })],
-        ['no bases', tamper(r => { r.encodings[0].bases = [] })],
-        ['short digest', tamper(r => { r.encodings[0].object = new Uint8Array(31) })],
-        ['oversized object', tamper(r => { r.encodings[0].size = 64 * 1024 * 1024 })],
-        ['too many bases', tamper(r => { r.encodings[0].bases = Array.from({ length: 65 }, () => baseDigest) })]
+        ['unknown target', tamper(r => { r.runs[0].targets = [baseDigest] })],
+        ['no targets', tamper(r => { r.runs[0].targets = [] })],
+        ['too many targets', tamper(r => { r.runs[0].targets = Array.from({ length: 33 }, () => r.runs[0].targets[0]) })],
+        ['a target twice', tamper(r => { r.runs[0].targets = [r.runs[0].targets[0], r.runs[0].targets[0]] })],
+        ['no bases', tamper(r => { r.runs[0].bases = [] })],
+        ['a base twice', tamper(r => { r.runs[0].bases = [baseDigest, baseDigest] })],
+        ['short digest', tamper(r => { r.runs[0].object = new Uint8Array(31) })],
+        ['oversized object', tamper(r => { r.runs[0].size = 64 * 1024 * 1024 })],
+        ['too many bases', tamper(r => { r.runs[0].bases = Array.from({ length: 65 }, (_, k) => sha256(Uint8Array.of(k))) })],
+        ['runs not a list', tamper(r => { r.runs = {} })]
       ] as Array<[string, Uint8Array]>) {
         expect(() => decodeManifest(bytes), what).to.throw().with.property('code', 'INVALID_MANIFEST')
       }

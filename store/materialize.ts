@@ -3,7 +3,7 @@
 // temporary name renamed over `current`, which is atomic). Nothing half-written is ever visible; the
 // previous release stays until it is unpinned, so a rollback is one pointer switch.
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, stat, symlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { digestHex, verifyDigest } from '../protocol/cid.js'
 import { HashMismatchError } from '../protocol/errors.js'
@@ -23,60 +23,164 @@ async function exists (p: string): Promise<boolean> {
   try { await stat(p); return true } catch { return false }
 }
 
-/** Write a release under <root>/<dataset>/<version> and make it `current`. Returns the version directory. */
-export async function materialize (store: Store, manifest: Manifest, opts: { root: string, signal?: AbortSignal }): Promise<string> {
-  const datasetDir = resolveInside(opts.root, manifest.dataset)
-  const target = resolveInside(datasetDir, manifest.version)
-  const marker = join(datasetDir, `.${manifest.version}.manifest`)
-  const cid = manifestCid(encodeManifest(manifest)).toString()
-  await mkdir(datasetDir, { recursive: true })
-  // leftovers of an interrupted materialization are never visible and are removed here
-  for (const name of await readdir(datasetDir)) {
-    if (name.startsWith(STAGING_PREFIX) || name.startsWith('.old-')) await rm(join(datasetDir, name), { recursive: true, force: true })
+/** open file handles a staging directory keeps (a release may have many more files) */
+const MAX_OPEN_FILES = 64
+
+/**
+ * A release being written into its staging directory. Chunks can be written as they arrive (`write`, with
+ * bytes already verified against their digest), in any order; `finish` writes every chunk not written yet
+ * from the store (verified as it is read), fsyncs, renames the directory into place and switches `current`.
+ * Nothing in the staging directory is ever visible under the release's name; `abort` removes it.
+ */
+export class StagedRelease {
+  readonly #store: Store
+  readonly #manifest: Manifest
+  readonly #datasetDir: string
+  readonly #target: string
+  readonly #marker: string
+  readonly #cid: string
+  readonly #root: string
+  #staging: string | undefined
+  /** digest hex → where the chunk goes: [file index, offset] pairs */
+  #places = new Map<string, number[]>()
+  #written = new Set<string>()
+  #open = new Map<number, FileHandle>()
+  /** writes run one after another (the handle cache may close a handle between two) */
+  #chain: Promise<void> = Promise.resolve()
+  #failure: unknown
+
+  private constructor (store: Store, manifest: Manifest, root: string) {
+    this.#store = store
+    this.#manifest = manifest
+    this.#root = root
+    this.#datasetDir = resolveInside(root, manifest.dataset)
+    this.#target = resolveInside(this.#datasetDir, manifest.version)
+    this.#marker = join(this.#datasetDir, `.${manifest.version}.manifest`)
+    this.#cid = manifestCid(encodeManifest(manifest)).toString()
   }
-  const already = (await exists(target)) && (await readFile(marker, 'utf8').catch(() => '')).trim() === cid
-  if (!already) {
-    const staging = join(datasetDir, `${STAGING_PREFIX}${manifest.version}-${randomBytes(4).toString('hex')}`)
+
+  /** Prepare the staging directory (every file created at its size), unless the release is already in place. */
+  static async open (store: Store, manifest: Manifest, opts: { root: string }): Promise<StagedRelease> {
+    const r = new StagedRelease(store, manifest, opts.root)
+    await mkdir(r.#datasetDir, { recursive: true })
+    // leftovers of an interrupted materialization of this version are never visible and are removed here
+    for (const name of await readdir(r.#datasetDir)) {
+      if (name.startsWith(`${STAGING_PREFIX}${manifest.version}-`) || name.startsWith(`.old-${manifest.version}-`)) await rm(join(r.#datasetDir, name), { recursive: true, force: true })
+    }
+    if ((await exists(r.#target)) && (await readFile(r.#marker, 'utf8').catch(() => '')).trim() === r.#cid) return r
+    const staging = join(r.#datasetDir, `${STAGING_PREFIX}${manifest.version}-${randomBytes(4).toString('hex')}`)
     await mkdir(staging)
+    r.#staging = staging
     try {
-      for (const file of manifest.files) {
-        opts.signal?.throwIfAborted()
+      for (const [n, file] of manifest.files.entries()) {
         const path = resolveInside(staging, file.path)
         await mkdir(dirname(path), { recursive: true })
         const fh = await open(path, 'wx', 0o600)
-        try {
-          for (let i = 0; i < file.chunkSizes.length; i++) {
-            const digest = file.chunks.subarray(i * 32, i * 32 + 32)
-            const bytes = await store.getChunk(digest)
-            if (bytes == null) throw new MissingChunkError(`chunk ${digestHex(digest)} of ${file.path} is not in the store`)
-            if (!verifyDigest(digest, bytes)) throw new HashMismatchError(`stored chunk ${digestHex(digest)} of ${file.path} is corrupt`)
-            await fh.write(bytes)
-          }
-          await fh.chmod(file.mode & 0o755)
-          await fh.sync()
-        } finally {
-          await fh.close()
+        try { await fh.truncate(file.size) } finally { await fh.close() }
+        let offset = 0
+        for (let i = 0; i < file.chunkSizes.length; i++) {
+          const key = digestHex(file.chunks.subarray(i * 32, i * 32 + 32))
+          let places = r.#places.get(key)
+          if (places == null) { places = []; r.#places.set(key, places) }
+          places.push(n, offset)
+          offset += file.chunkSizes[i]
         }
       }
-      await fsyncDir(staging)
-      if (await exists(target)) {
-        const old = join(datasetDir, `.old-${manifest.version}-${randomBytes(4).toString('hex')}`)
-        await rename(target, old)
-        await rename(staging, target)
-        await rm(old, { recursive: true, force: true })
-      } else {
-        await rename(staging, target)
-      }
-      await writeFile(marker, cid + '\n')
-      await fsyncDir(datasetDir)
     } catch (err) {
-      await rm(staging, { recursive: true, force: true })
+      await r.abort()
+      throw err
+    }
+    return r
+  }
+
+  async #handle (n: number): Promise<FileHandle> {
+    let fh = this.#open.get(n)
+    if (fh != null) return fh
+    if (this.#open.size >= MAX_OPEN_FILES) {
+      const [oldest, h] = this.#open.entries().next().value as [number, FileHandle]
+      this.#open.delete(oldest)
+      await h.close()
+    }
+    fh = await open(resolveInside(this.#staging as string, this.#manifest.files[n].path), 'r+')
+    this.#open.set(n, fh)
+    return fh
+  }
+
+  async #put (key: string, bytes: Uint8Array): Promise<void> {
+    const places = this.#places.get(key)
+    if (places == null || this.#written.has(key)) return
+    this.#written.add(key)
+    for (let k = 0; k < places.length; k += 2) {
+      const fh = await this.#handle(places[k])
+      await fh.write(bytes, 0, bytes.byteLength, places[k + 1])
+    }
+  }
+
+  /** Write a chunk the caller has verified wherever the release holds it (a no-op once in place). */
+  write (digest: Uint8Array, bytes: Uint8Array): void {
+    if (this.#staging == null || this.#failure != null) return
+    const key = digestHex(digest)
+    this.#chain = this.#chain.then(async () => { if (this.#failure == null) await this.#put(key, bytes) }).catch(err => { this.#failure ??= err })
+  }
+
+  /** Write what is missing from the store, fsync, move into place and make the release `current`. */
+  async finish (signal?: AbortSignal): Promise<string> {
+    try {
+      if (this.#staging != null) {
+        await this.#chain
+        if (this.#failure != null) throw this.#failure
+        for (const [n, file] of this.#manifest.files.entries()) {
+          signal?.throwIfAborted()
+          for (let i = 0; i < file.chunkSizes.length; i++) {
+            const digest = file.chunks.subarray(i * 32, i * 32 + 32)
+            if (this.#written.has(digestHex(digest))) continue
+            const bytes = await this.#store.getChunk(digest)
+            if (bytes == null) throw new MissingChunkError(`chunk ${digestHex(digest)} of ${file.path} is not in the store`)
+            if (!verifyDigest(digest, bytes)) throw new HashMismatchError(`stored chunk ${digestHex(digest)} of ${file.path} is corrupt`)
+            await this.#put(digestHex(digest), bytes)
+          }
+          const fh = await this.#handle(n)
+          await fh.chmod(file.mode & 0o755)
+          await fh.sync()
+          this.#open.delete(n)
+          await fh.close()
+        }
+        await fsyncDir(this.#staging)
+        if (await exists(this.#target)) {
+          const old = join(this.#datasetDir, `.old-${this.#manifest.version}-${randomBytes(4).toString('hex')}`)
+          await rename(this.#target, old)
+          await rename(this.#staging, this.#target)
+          await rm(old, { recursive: true, force: true })
+        } else {
+          await rename(this.#staging, this.#target)
+        }
+        this.#staging = undefined
+        await writeFile(this.#marker, this.#cid + '\n')
+        await fsyncDir(this.#datasetDir)
+      }
+      await switchCurrent(this.#root, this.#manifest.dataset, this.#manifest.version)
+      await this.#store.setCurrent(this.#manifest.dataset, this.#manifest.version)
+      return this.#target
+    } catch (err) {
+      await this.abort()
       throw err
     }
   }
-  await switchCurrent(opts.root, manifest.dataset, manifest.version)
-  await store.setCurrent(manifest.dataset, manifest.version)
-  return target
+
+  /** Drop the staging directory (nothing of it was ever visible). */
+  async abort (): Promise<void> {
+    await this.#chain
+    for (const fh of this.#open.values()) await fh.close().catch(() => {})
+    this.#open.clear()
+    if (this.#staging != null) await rm(this.#staging, { recursive: true, force: true })
+    this.#staging = undefined
+  }
+}
+
+/** Write a release under <root>/<dataset>/<version> and make it `current`. Returns the version directory. */
+export async function materialize (store: Store, manifest: Manifest, opts: { root: string, signal?: AbortSignal }): Promise<string> {
+  const staged = await StagedRelease.open(store, manifest, opts)
+  return await staged.finish(opts.signal)
 }
 
 /** Point <root>/<dataset>/current at <version>, atomically. */

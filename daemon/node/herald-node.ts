@@ -11,7 +11,7 @@ import { decodeDelta, DELTA_KIND, MAX_DELTA_BASE_BYTES } from '../../protocol/de
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
 import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease } from '../../protocol/release.js'
 import { Store } from '../../store/store.js'
-import { materialize, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
+import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { Announcer } from '../announce/announcer.js'
 import { releasesDir, type HeraldConfig } from '../config.js'
 import { HeraldError } from '../errors.js'
@@ -65,6 +65,8 @@ export class HeraldNode implements HeraldService {
   #served = 0
   #activeTransfers = 0
   #materializing = 0
+  /** per manifest CID: the staged releases that chunks stored by fetches are also written into */
+  readonly #staged = new Map<string, Set<StagedRelease>>()
   #lastServedAt = 0
   #timers: Array<ReturnType<typeof setInterval>> = []
   readonly #publisher: Publisher
@@ -308,6 +310,8 @@ export class HeraldNode implements HeraldService {
     const wire = swarm.index.wireSizes?.[i]
     if (frame == null && wire != null && wire < bytes.byteLength) frame = compressChunk(bytes)
     await this.store.putChunk(digest, bytes, frame)
+    // verified: also written into the release's staging files, so that materializing need not read it back
+    for (const staged of this.#staged.get(swarm.manifestCid.toString()) ?? []) staged.write(digest, bytes)
   }
 
   /**
@@ -494,19 +498,33 @@ export class HeraldNode implements HeraldService {
       }
       this.announcer.provideManifest(cid)
       job.setState('fetching')
-      await this.store.withFetch(async () => {
-        if (!swarm.complete) await this.#transfer(job, swarm, signal)
-        await this.#repin(dataset, version, entryDigests(index.digests, swarm.deltas.digests))
-      })
-      // chunks, and the delta objects this node now holds (it serves them like chunks)
-      this.announcer.provideChunks(Array.from({ length: swarm.entries }, (_, e) => e).filter(e => swarm.hasLocal(e)).map(e => cidFromDigest(swarm.digestAt(e))))
-      job.setState('materializing')
       const root = job.out ?? releasesDir(this.config)
-      this.#materializing++
+      const staged = await StagedRelease.open(this.store, manifest, { root })
+      const key = cid.toString()
+      const writers = this.#staged.get(key) ?? new Set()
+      this.#staged.set(key, writers.add(staged))
       try {
-        job.progress.path = await materialize(this.store, manifest, { root, signal })
-      } finally {
-        this.#materializing--
+        try {
+          await this.store.withFetch(async () => {
+            if (!swarm.complete) await this.#transfer(job, swarm, signal)
+            await this.#repin(dataset, version, entryDigests(index.digests, swarm.deltas.digests))
+          })
+        } finally {
+          writers.delete(staged)
+          if (writers.size === 0) this.#staged.delete(key)
+        }
+        // chunks, and the delta objects this node now holds (it serves them like chunks)
+        this.announcer.provideChunks(Array.from({ length: swarm.entries }, (_, e) => e).filter(e => swarm.hasLocal(e)).map(e => cidFromDigest(swarm.digestAt(e))))
+        job.setState('materializing')
+        this.#materializing++
+        try {
+          job.progress.path = await staged.finish(signal)
+        } finally {
+          this.#materializing--
+        }
+      } catch (err) {
+        await staged.abort()
+        throw err
       }
       await this.#forgetFetch(job.name)
       job.setState('done')

@@ -1,5 +1,6 @@
 import { expect } from 'chai'
 import { mkdtemp, readFile, readlink, readdir, rm, writeFile, mkdir } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -9,7 +10,7 @@ import { sha256 } from '../../protocol/cid.js'
 import { buildRelease } from '../../protocol/ingest.js'
 import { manifestChunkIndex, type Manifest } from '../../protocol/manifest.js'
 import { importDirectory } from '../../store/import.js'
-import { materialize, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
+import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { SCHEMA_VERSION, Store } from '../../store/store.js'
 import { compressChunk } from '../../protocol/exchange/compression.js'
 import { prng } from '../fixtures/release-gen.js'
@@ -242,6 +243,38 @@ describe('store', () => {
       expect((await verifyMaterialized(store, m2, root)).badFiles).to.deep.equal([])
       await writeFile(join(root, 'ds', 'v2', 'top.txt'), 'tampered')
       expect((await verifyMaterialized(store, m2, root)).badFiles).to.deep.equal(['top.txt'])
+    })
+
+    it('should take chunks written while fetching, in any order, and fill in the rest from the store', async () => {
+      store = await Store.open(join(dir, 'store'))
+      const root = join(dir, 'releases')
+      // a chunk that occurs twice, several chunks per file
+      const block = randomBytes(300_000)
+      const text = Buffer.concat([block, randomBytes(500_000), block]).toString('base64')
+      const m = await release(join(dir, 's1'), 'v1', text)
+      const chunks = m.files.flatMap(f => Array.from({ length: f.chunkSizes.length }, (_, i) => f.chunks.subarray(i * 32, i * 32 + 32)))
+      expect(chunks.length).to.be.greaterThan(3)
+      const staged = await StagedRelease.open(store, m, { root })
+      // not visible while staged
+      expect((await readdir(join(root, 'ds'))).filter(n => !n.startsWith('.'))).to.deep.equal([])
+      // half the chunks "arrive", last first; the others come from the store at finish
+      for (const d of chunks.slice(0, Math.ceil(chunks.length / 2)).reverse()) staged.write(d, (await store.getChunk(d))!)
+      const path = await staged.finish()
+      expect(await readFile(join(path, 'sub', 'data.txt'), 'utf8')).to.equal(text)
+      expect(await readFile(join(path, 'top.txt'), 'utf8')).to.equal('v1')
+      expect((await verifyMaterialized(store, m, root)).badFiles).to.deep.equal([])
+      expect((await readdir(join(root, 'ds'))).filter(n => n.startsWith('.staging-'))).to.deep.equal([])
+    })
+
+    it('should leave nothing behind when a staged release is aborted', async () => {
+      store = await Store.open(join(dir, 'store'))
+      const root = join(dir, 'releases')
+      const m = await release(join(dir, 's1'), 'v1', 'abc '.repeat(1000))
+      const staged = await StagedRelease.open(store, m, { root })
+      const d = m.files[0].chunks.subarray(0, 32)
+      staged.write(d, (await store.getChunk(d))!)
+      await staged.abort()
+      expect(await readdir(join(root, 'ds'))).to.deep.equal([])
     })
 
     it('should leave nothing visible and keep current when a chunk is missing', async () => {

@@ -89,6 +89,12 @@ async function main (): Promise<void> {
       return lines.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
     }))
     log(`chunk-batch requests by source:result, all daemons: ${JSON.stringify(byResult)}`)
+    // bytes each daemon verified, received on the wire and served: more than the release verified means duplicates
+    const sum = (text: string, name: string): number => text.split('\n').filter(l => l.startsWith(name + '{') || l.startsWith(name + ' ')).reduce((a, l) => a + Number(l.split(' ').pop()), 0)
+    for (const [i, n] of nodes.entries()) {
+      const text = await (await fetch(`${n.metricsUrl}/metrics`)).text()
+      log(`daemon ${i}: verified ${(sum(text, 'herald_fetch_verified_bytes_total') / 2 ** 20).toFixed(1)} MiB, wire in ${(sum(text, 'herald_fetch_received_bytes_total') / 2 ** 20).toFixed(1)} MiB, served ${(sum(text, 'herald_serve_sent_bytes_total') / 2 ** 20).toFixed(1)} MiB`)
+    }
     const result = {
       seedShare: +(served / pub.bytes).toFixed(3),
       allDoneSeconds: +Math.max(...doneAt as number[]).toFixed(2),

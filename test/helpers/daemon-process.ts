@@ -1,6 +1,7 @@
 // Starts real heraldd processes on loopback, each with its own data directory, for integration tests,
 // the demo and the swarm benchmark.
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -83,6 +84,13 @@ export class DaemonProcess {
     this.child = child
     this.output = ''
     this.#exited = new Promise(resolve => child.once('exit', code => { resolve(code) }))
+    // BENCH_DAEMON_LOG_DIR: each daemon's output (with BENCH_NODE_ARGS such as --trace-gc) copied to <dir>/<pid>.log
+    const logDir = process.env.BENCH_DAEMON_LOG_DIR
+    if (logDir != null && logDir !== '') {
+      const copy = createWriteStream(join(logDir, `${child.pid ?? 0}.log`))
+      child.stdout?.pipe(copy)
+      child.stderr?.pipe(copy)
+    }
     const banner = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => { reject(new Error(`heraldd did not start in 30 s:\n${this.output}`)) }, 30_000)
       const onData = (buf: Buffer): void => {

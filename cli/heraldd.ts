@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=32 --initial-old-space-size=512
 import '../protocol/polyfill.js'
 import { Command, InvalidArgumentError } from 'commander'
 import { loadConfig, type ConfigFlags } from '../daemon/config.js'

@@ -10,6 +10,7 @@ import { createMetrics, startMetricsServer } from './metrics.js'
 import { HeraldNode } from './node/herald-node.js'
 import type { HeraldConfig } from './config.js'
 import { HeraldError } from './errors.js'
+import { HEAP_FLAGS, missingHeapFlags } from './runtime.js'
 
 export interface InitResult {
   dataDir: string
@@ -45,6 +46,8 @@ export interface RunningDaemon {
 
 export async function startDaemon (config: HeraldConfig): Promise<RunningDaemon> {
   const log = createLogger({ level: config.log.level, name: 'heraldd' })
+  const missing = missingHeapFlags()
+  if (missing.length > 0) log.warn({ missing }, `started without the recommended V8 heap flags: garbage collection may cost up to twice the CPU on busy transfers (run the heraldd executable, or node ${HEAP_FLAGS.join(' ')} …/heraldd.js)`)
   await initDataDir(config)
   const peer = await loadOrCreatePeerKey(config.dataDir)
   const token = await loadOrCreateApiToken(config.dataDir)

@@ -2,14 +2,15 @@
 // upload and N daemons (separate processes, each on its own loopback address 127.0.0.x) all fetch a fresh
 // release at once. Prints progress to stderr and, last on stdout, one JSON line:
 // {seedShare, allDoneSeconds, allVerifiedSeconds, limitSeconds, firstDoneSeconds, peerTradeStartSeconds, releaseBytes,
-//  seedCpuSeconds, peerCpuSeconds (mean), totalCpuSeconds, requestsPerPeer (chunk-batch requests), peers, capBytesPerSec}
+//  seedCpuSeconds, peerCpuSeconds (mean), totalCpuSeconds, floorCpuSeconds, floorSeconds, cpuOverFloor, peerPeakRssMiB, requestsPerPeer (chunk-batch requests), peers, capBytesPerSec}
 import '../../protocol/polyfill.js'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DaemonProcess } from '../helpers/daemon-process.js'
 import { generateRelease } from '../fixtures/release-gen.js'
+import { floorCpuSeconds, measurePrimitives } from './floor.js'
 
 function parseSize (s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(s.trim())
@@ -29,6 +30,7 @@ async function main (): Promise<void> {
     }
   })
   const peers = Number(values.peers)
+  const cores = availableParallelism()
   const size = parseSize(values.size!)
   const cap = parseSize(values.cap!)
   const dir = await mkdtemp(join(tmpdir(), 'herald-bench-swarm-'))
@@ -38,6 +40,8 @@ async function main (): Promise<void> {
     log(`generating a ${(size / 2 ** 20).toFixed(0)} MiB release…`)
     const input = join(dir, 'release')
     await generateRelease({ seed: 7, entries: Math.max(1, Math.round(size / 1_030)), dir: input })
+    const primitives = await measurePrimitives(input, dir)
+    log(`primitive costs, ns per byte: ${Object.entries(primitives).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`)
     const fetchTuning = { seedDeadlineMs: 300, hedgeAfterMs: 4_000, stallTimeoutMs: 60_000 }
     const seed = await DaemonProcess.start({ dataDir: join(dir, 'seed'), seed: true, host: '127.0.0.2', uploadBytesPerSecond: cap, logLevel: 'error', config: { fetch: fetchTuning, limits: JSON.parse(process.env.BENCH_LIMITS ?? '{}'), ...(process.env.BENCH_NO_CHUNK_PROVIDE != null ? { dht: { provideChunks: false } } : {}) } })
     daemons.push(seed)
@@ -91,10 +95,17 @@ async function main (): Promise<void> {
     log(`chunk-batch requests by source:result, all daemons: ${JSON.stringify(byResult)}`)
     // bytes each daemon verified, received on the wire and served: more than the release verified means duplicates
     const sum = (text: string, name: string): number => text.split('\n').filter(l => l.startsWith(name + '{') || l.startsWith(name + ' ')).reduce((a, l) => a + Number(l.split(' ').pop()), 0)
+    const peakRss = await Promise.all(nodes.map(async d => await d.peakRssBytes()))
+    const moved = { wire: 0, verified: 0, served }
     for (const [i, n] of nodes.entries()) {
       const text = await (await fetch(`${n.metricsUrl}/metrics`)).text()
-      log(`daemon ${i}: verified ${(sum(text, 'herald_fetch_verified_bytes_total') / 2 ** 20).toFixed(1)} MiB, wire in ${(sum(text, 'herald_fetch_received_bytes_total') / 2 ** 20).toFixed(1)} MiB, served ${(sum(text, 'herald_serve_sent_bytes_total') / 2 ** 20).toFixed(1)} MiB`)
+      moved.wire += sum(text, 'herald_fetch_received_bytes_total')
+      moved.verified += sum(text, 'herald_fetch_verified_bytes_total')
+      moved.served += sum(text, 'herald_serve_sent_bytes_total')
+      log(`daemon ${i}: peak RSS ${(peakRss[i] / 2 ** 20).toFixed(0)} MiB, verified ${(sum(text, 'herald_fetch_verified_bytes_total') / 2 ** 20).toFixed(1)} MiB, wire in ${(sum(text, 'herald_fetch_received_bytes_total') / 2 ** 20).toFixed(1)} MiB, served ${(sum(text, 'herald_serve_sent_bytes_total') / 2 ** 20).toFixed(1)} MiB`)
     }
+    const floorCpu = floorCpuSeconds(primitives, moved)
+    log(`floor: ${(moved.wire / 2 ** 20).toFixed(0)} MiB on the wire, ${(moved.verified / 2 ** 20).toFixed(0)} MiB verified, ${(moved.served / 2 ** 20).toFixed(0)} MiB served cost ${floorCpu.toFixed(1)} CPU-s at the primitives' prices, ${(floorCpu / cores).toFixed(1)} s on ${cores} cores`)
     const result = {
       seedShare: +(served / pub.bytes).toFixed(3),
       allDoneSeconds: +Math.max(...doneAt as number[]).toFixed(2),
@@ -107,6 +118,11 @@ async function main (): Promise<void> {
       seedCpuSeconds: +cpu[0].toFixed(1),
       peerCpuSeconds: +(peerCpu.reduce((a, b) => a + b, 0) / peers).toFixed(1),
       totalCpuSeconds: +cpu.reduce((a, b) => a + b, 0).toFixed(1),
+      // the same bytes at the primitives' prices (test/bench/floor.ts), measured in this run before the daemons started
+      floorCpuSeconds: +floorCpu.toFixed(1),
+      floorSeconds: +(floorCpu / cores).toFixed(2),
+      cpuOverFloor: +(cpu.reduce((a, b) => a + b, 0) / floorCpu).toFixed(1),
+      peerPeakRssMiB: Math.round(Math.max(...peakRss) / 2 ** 20),
       requestsPerPeer: Math.round(requests.reduce((a, b) => a + b, 0) / peers),
       peers,
       capBytesPerSec: cap

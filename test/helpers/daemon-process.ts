@@ -5,6 +5,7 @@ import { createWriteStream } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { HEAP_FLAGS } from '../../daemon/runtime.js'
 import { promisify } from 'node:util'
 import { ApiClient } from '../../daemon/api/client.js'
 import type { FetchProgress } from '../../daemon/types.js'
@@ -79,7 +80,9 @@ export class DaemonProcess {
   async launch (): Promise<void> {
     const env = { ...process.env, ...this.opts.env }
     for (const k of Object.keys(env)) if (k.startsWith('HERALD_')) delete env[k]
-    const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(a => a !== '') ?? []
+    // the heap flags the heraldd executable's #! line gives (BENCH_HEAP_FLAGS=default runs V8's defaults)
+    const heapFlags = process.env.BENCH_HEAP_FLAGS === 'default' ? [] : HEAP_FLAGS
+    const nodeArgs = [...heapFlags, ...process.env.BENCH_NODE_ARGS?.split(' ').filter(a => a !== '') ?? []]
     const child = spawn(process.execPath, [...nodeArgs, HERALDD, 'start', '--data-dir', this.opts.dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.output = ''
@@ -117,6 +120,12 @@ export class DaemonProcess {
     // fields after the command name (which may contain spaces): utime and stime are the 12th and 13th
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  }
+
+  /** Peak resident memory of the process so far (VmHWM), in bytes. */
+  async peakRssBytes (): Promise<number> {
+    const status = await readFile(`/proc/${this.child?.pid ?? 0}/status`, 'utf8')
+    return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024
   }
 
   async publisherKey (): Promise<string> {

@@ -4,8 +4,8 @@
 // megabytes moved: on release day with 8 daemons on 2 cores, about a fifth of all CPU went to garbage
 // collection. A larger young generation and a larger initial old generation cut full collections from ~45 to
 // ~3 per daemon and total CPU by 25–30% (docs/BENCHMARKS.md). The flags are read when V8 creates its heap, so
-// they cannot be set from inside the process: the `heraldd` executable passes them on its #! line, and the
-// image's entry point and the test harness pass them explicitly.
+// they cannot be set from inside the process: the `heraldd` executable (which the image runs) passes them on
+// its #! line, and the systemd unit and the test harness pass them explicitly.
 export const HEAP_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--initial-old-space-size=512']
 
 /** The recommended heap flags this process was started without (a flag given with another value counts as set). */

@@ -47,7 +47,7 @@ export interface RunningDaemon {
 export async function startDaemon (config: HeraldConfig): Promise<RunningDaemon> {
   const log = createLogger({ level: config.log.level, name: 'heraldd' })
   const missing = missingHeapFlags()
-  if (missing.length > 0) log.warn({ missing }, `started without the recommended V8 heap flags: garbage collection may cost up to twice the CPU on busy transfers (run the heraldd executable, or node ${HEAP_FLAGS.join(' ')} …/heraldd.js)`)
+  if (missing.length > 0) log.warn({ missing }, `started without the recommended V8 heap flags: busy transfers may cost ~1.4× the CPU in garbage collection (run the heraldd executable, or node ${HEAP_FLAGS.join(' ')} …/heraldd.js)`)
   await initDataDir(config)
   const peer = await loadOrCreatePeerKey(config.dataDir)
   const token = await loadOrCreateApiToken(config.dataDir)

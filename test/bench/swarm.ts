@@ -99,10 +99,12 @@ async function main (): Promise<void> {
     const moved = { wire: 0, verified: 0, served }
     for (const [i, n] of nodes.entries()) {
       const text = await (await fetch(`${n.metricsUrl}/metrics`)).text()
-      moved.wire += sum(text, 'herald_fetch_received_bytes_total')
-      moved.verified += sum(text, 'herald_fetch_verified_bytes_total')
-      moved.served += sum(text, 'herald_serve_sent_bytes_total')
-      log(`daemon ${i}: peak RSS ${(peakRss[i] / 2 ** 20).toFixed(0)} MiB, verified ${(sum(text, 'herald_fetch_verified_bytes_total') / 2 ** 20).toFixed(1)} MiB, wire in ${(sum(text, 'herald_fetch_received_bytes_total') / 2 ** 20).toFixed(1)} MiB, served ${(sum(text, 'herald_serve_sent_bytes_total') / 2 ** 20).toFixed(1)} MiB`)
+      const [wire, verified, sent] = ['herald_fetch_received_bytes_total', 'herald_fetch_verified_bytes_total', 'herald_serve_sent_bytes_total'].map(m => sum(text, m))
+      moved.wire += wire
+      moved.verified += verified
+      moved.served += sent
+      const mib = (b: number): string => (b / 2 ** 20).toFixed(1)
+      log(`daemon ${i}: peak RSS ${(peakRss[i] / 2 ** 20).toFixed(0)} MiB, verified ${mib(verified)} MiB, wire in ${mib(wire)} MiB, served ${mib(sent)} MiB`)
     }
     const floorCpu = floorCpuSeconds(primitives, moved)
     log(`floor: ${(moved.wire / 2 ** 20).toFixed(0)} MiB on the wire, ${(moved.verified / 2 ** 20).toFixed(0)} MiB verified, ${(moved.served / 2 ** 20).toFixed(0)} MiB served cost ${floorCpu.toFixed(1)} CPU-s at the primitives' prices, ${(floorCpu / cores).toFixed(1)} s on ${cores} cores`)

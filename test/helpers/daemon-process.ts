@@ -5,9 +5,9 @@ import { createWriteStream } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { HEAP_FLAGS } from '../../daemon/runtime.js'
 import { promisify } from 'node:util'
 import { ApiClient } from '../../daemon/api/client.js'
+import { HEAP_FLAGS } from '../../daemon/runtime.js'
 import type { FetchProgress } from '../../daemon/types.js'
 
 const execFileP = promisify(execFile)

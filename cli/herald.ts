@@ -140,14 +140,17 @@ program.command('pin <name>').description('keep a release (its chunks survive gc
   out(r, () => `pinned ${r.name}`)
 }))
 
-program.command('unpin <name>').description('release a pin; gc may then remove its chunks').action(run(async (name: string) => {
-  const r = await client().unpin(name)
-  out(r, () => `unpinned ${r.name}`)
-}))
+program.command('unpin <name>').description('release a pin; gc may then remove its chunks and directory (refused for the current release)')
+  .option('--force', 'unpin even the release `current` points to')
+  .action(run(async (name: string, opts: { force?: boolean }) => {
+    const r = await client().unpin(name, { force: opts.force })
+    out(r, () => `unpinned ${r.name}`)
+  }))
 
-program.command('gc').description('delete chunks no pinned release references').action(run(async () => {
+program.command('gc').description('delete chunks no pinned release references, and the directories of releases neither pinned nor current').action(run(async () => {
   const r = await client().gc()
-  out(r, () => `freed ${r.chunksFreed} chunks, ${bytes(r.bytesFreed)} in ${seconds(r.seconds)}`)
+  out(r, () => `freed ${r.chunksFreed} chunks, ${bytes(r.bytesFreed)} in ${seconds(r.seconds)}` +
+    ((r.releasesRemoved ?? []).length > 0 ? `; removed the directories of ${(r.releasesRemoved ?? []).join(', ')}` : ''))
 }))
 
 program.command('verify <name>').description('re-hash every chunk of a release and its materialized files').action(run(async (name: string) => {
@@ -156,7 +159,7 @@ program.command('verify <name>').description('re-hash every chunk of a release a
   if (!r.ok) process.exit(4)
 }))
 
-program.command('rollback <dataset>').description('switch `current` back to the previous pinned release')
+program.command('rollback <dataset>').description('switch `current` one step back: to the newest complete, pinned release older than it')
   .option('--to <version>', 'a specific version')
   .action(run(async (dataset: string, opts: { to?: string }) => {
     const r = await client().rollback(dataset, opts.to)

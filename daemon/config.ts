@@ -62,6 +62,11 @@ export const ConfigSchema = z.object({
   announce: z.array(z.string()).default([]),
   bootstrap: z.array(z.string()).default([]),
   trustedPublishers: z.array(z.string()).default([]),
+  /**
+   * peer IDs of the publisher's seeds (origins of last resort, never penalised). Empty: the peers reached
+   * through the bootstrap addresses are the seeds (a bootstrap address with /p2p/<id> names its peer).
+   */
+  seeds: z.array(z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{46,60}$/, 'a seed is a peer ID (base58, as `heraldd start` prints it)')).default([]),
   /** where releases are materialized: <releasesDir>/<dataset>/<version>, <dataset>/current */
   releasesDir: z.string().optional(),
   api: z.object({

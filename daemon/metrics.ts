@@ -39,6 +39,7 @@ export function createMetrics (registry: Registry) {
     dhtProvideDurationSeconds: new Histogram({ name: 'herald_dht_provide_duration_seconds', help: 'Duration of DHT provides', labelNames: ['kind'] as const, buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r }),
     gcRunsTotal: new Counter({ name: 'herald_gc_runs_total', help: 'Garbage collections run', registers: r }),
     gcFreedBytesTotal: new Counter({ name: 'herald_gc_freed_bytes_total', help: 'Chunk bytes freed by garbage collection', registers: r }),
+    storeCorruptChunksTotal: new Counter({ name: 'herald_store_corrupt_chunks_total', help: 'Stored chunks that failed verification and were quarantined', registers: r }),
     apiRequestsTotal: new Counter({ name: 'herald_api_requests_total', help: 'Local API requests by route, method and status', labelNames: ['route', 'method', 'status'] as const, registers: r }),
     apiRequestDurationSeconds: new Histogram({ name: 'herald_api_request_duration_seconds', help: 'Local API request duration', labelNames: ['route'] as const, buckets: SIZE_BUCKETS, registers: r }),
     bind (b: MetricsBinding): void { binding = b }

@@ -134,6 +134,8 @@ export interface GcResult {
   chunksFreed: number
   bytesFreed: number
   seconds: number
+  /** releases whose directories were removed (neither pinned nor current) */
+  releasesRemoved?: string[]
 }
 
 export interface VerifyResult {
@@ -177,7 +179,7 @@ export interface HeraldService {
   status(): Promise<StatusInfo>
   peers(): Promise<PeerInfo[]>
   pin(name: ReleaseName): Promise<ReleaseInfo>
-  unpin(name: ReleaseName): Promise<ReleaseInfo>
+  unpin(name: ReleaseName, opts?: { force?: boolean }): Promise<ReleaseInfo>
   gc(): Promise<GcResult>
   verify(name: ReleaseName): Promise<VerifyResult>
   rollback(dataset: string, to?: string): Promise<RollbackResult>

@@ -90,17 +90,48 @@ export function parsePublisherKey (text: string): Uint8Array {
   return raw
 }
 
-export async function verifyRelease (signed: SignedRelease, trusted: Array<Uint8Array | string>): Promise<void> {
-  const keys = trusted.map(k => typeof k === 'string' ? parsePublisherKey(k) : k)
-  const known = keys.some(k => Buffer.from(k).equals(Buffer.from(signed.publicKey)))
-  if (!known) throw new UntrustedPublisherError(`release ${signed.record.dataset}@${signed.record.version} is signed by ${publisherKeyText(signed.publicKey)}, which is not a trusted publisher`)
+/**
+ * A publisher key and the dataset names it is trusted for (TUF-style delegations scoped to names).
+ * `names` holds exact names or patterns with `*` (any run of characters); undefined means every name.
+ */
+export interface TrustedKey {
+  key: Uint8Array
+  names?: string[]
+}
+
+/** Does a name pattern (`uniprot`, `ncbi-*`, `*`) cover this dataset? */
+export function nameMatches (pattern: string, dataset: string): boolean {
+  if (!pattern.includes('*')) return pattern === dataset
+  const re = new RegExp('^' + pattern.split('*').map(p => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$')
+  return re.test(dataset)
+}
+
+function toTrustedKey (k: Uint8Array | string | TrustedKey): TrustedKey {
+  if (typeof k === 'string') return { key: parsePublisherKey(k) }
+  if (k instanceof Uint8Array) return { key: k }
+  return k
+}
+
+/**
+ * Accept a record only when its signer is trusted for the record's dataset and the signature is good.
+ * A bare key (bytes or text) is trusted for every name.
+ */
+export async function verifyRelease (signed: SignedRelease, trusted: Array<Uint8Array | string | TrustedKey>): Promise<void> {
+  const { dataset, version } = signed.record
+  const signer = Buffer.from(signed.publicKey)
+  const matching = trusted.map(toTrustedKey).filter(t => signer.equals(Buffer.from(t.key)))
+  if (matching.length === 0) throw new UntrustedPublisherError(`release ${dataset}@${version} is signed by ${publisherKeyText(signed.publicKey)}, which is not a trusted publisher`)
+  if (!matching.some(t => t.names == null || t.names.some(p => nameMatches(p, dataset)))) {
+    const scopes = matching.flatMap(t => t.names ?? []).join(', ')
+    throw new UntrustedPublisherError(`release ${dataset}@${version} is signed by ${publisherKeyText(signed.publicKey)}, which is trusted only for ${scopes}`)
+  }
   let ok = false
   try {
     ok = await publicKeyFromRaw(signed.publicKey).verify(payload(signed.record), signed.signature)
   } catch (err) {
     throw new BadSignatureError('release record signature could not be checked', { cause: err })
   }
-  if (!ok) throw new BadSignatureError(`release record for ${signed.record.dataset}@${signed.record.version} has a bad signature`)
+  if (!ok) throw new BadSignatureError(`release record for ${dataset}@${version} has a bad signature`)
 }
 
 /** A record with a lower seq than one already accepted for the same release is a replay. */

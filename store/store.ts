@@ -229,6 +229,23 @@ export class Store {
     return (await this.#db.get(key(P.chunk, digest))) !== undefined
   }
 
+  /**
+   * Forget a chunk whose stored bytes failed their check: its index entry goes, so it is neither served nor
+   * counted as held; its pack bytes become garbage for the next pack rewrite. Returns whether it was held.
+   */
+  async dropChunk (digest: Uint8Array): Promise<boolean> {
+    this.#check()
+    const loc = await this.#location(digest).catch(() => undefined)
+    if ((await this.#db.get(key(P.chunk, digest))) === undefined) return false
+    this.#locations.delete(digestHex(digest))
+    if (loc != null) {
+      this.#stats.chunks--
+      this.#stats.bytes -= loc.rawSize
+    }
+    await this.#db.batch([{ type: 'del', key: key(P.chunk, digest) }, this.#statsOp()])
+    return true
+  }
+
   async chunkSize (digest: Uint8Array): Promise<number | undefined> {
     return (await this.#location(digest))?.rawSize
   }

@@ -78,7 +78,9 @@ export class ApiClient {
   async status (): Promise<StatusInfo> { return await this.#request('GET', '/v1/status') }
   async peers (): Promise<PeerInfo[]> { return await this.#request('GET', '/v1/peers') }
   async pin (name: string): Promise<ReleaseInfo> { return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/pin`) }
-  async unpin (name: string): Promise<ReleaseInfo> { return await this.#request('DELETE', `/v1/releases/${encodeURIComponent(name)}/pin`) }
+  async unpin (name: string, opts: { force?: boolean } = {}): Promise<ReleaseInfo> {
+    return await this.#request('DELETE', `/v1/releases/${encodeURIComponent(name)}/pin${opts.force === true ? '?force=true' : ''}`)
+  }
   async gc (): Promise<GcResult> { return await this.#request('POST', '/v1/gc') }
   async verify (name: string): Promise<VerifyResult> { return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/verify`) }
   async rollback (dataset: string, to?: string): Promise<RollbackResult> {

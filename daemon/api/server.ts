@@ -101,7 +101,10 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
   app.get('/v1/status', async () => await service.status())
   app.get('/v1/peers', async () => await service.peers())
   app.post('/v1/releases/:name/pin', { preHandler: auth, schema: { params: nameParam } }, async (req) => await service.pin((req.params as any).name))
-  app.delete('/v1/releases/:name/pin', { preHandler: auth, schema: { params: nameParam } }, async (req) => await service.unpin((req.params as any).name))
+  app.delete('/v1/releases/:name/pin', {
+    preHandler: auth,
+    schema: { params: nameParam, querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } } }
+  }, async (req) => await service.unpin((req.params as any).name, { force: (req.query as any)?.force === true }))
   app.post('/v1/gc', { preHandler: auth }, async () => await service.gc())
   app.post('/v1/releases/:name/verify', { preHandler: auth, schema: { params: nameParam } }, async (req) => await service.verify((req.params as any).name))
   app.post('/v1/datasets/:dataset/rollback', {

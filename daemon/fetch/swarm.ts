@@ -86,6 +86,14 @@ export class ReleaseSwarm {
     for (const l of this.#listeners) l([i], full)
   }
 
+  /** An entry found corrupt in the store: no longer held (watching peers learn it with the next bitmap). */
+  unmarkHave (i: number): void {
+    if (!bitGet(this.have, i)) return
+    bitClear(this.have, i)
+    if (i < this.index.count) this.#held--
+    this.#heldEntries--
+  }
+
   subscribe (listener: HaveListener): () => void {
     this.#listeners.add(listener)
     return () => { this.#listeners.delete(listener) }

@@ -3,18 +3,18 @@
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { digestHex, cidFromDigest, parseCid, verifyDigest, sha256 } from '../../protocol/cid.js'
+import { digestHex, cidFromDigest, parseCid, verifyDigest } from '../../protocol/cid.js'
 import { chunkExchange, haveExchange, releaseExchange, type StoredChunk } from '../../protocol/exchange/index.js'
 import { compressChunk } from '../../protocol/exchange/compression.js'
 import { manifestChunkIndex, manifestDeltaIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
 import { decodeDelta, DELTA_KIND, MAX_DELTA_BASE_BYTES } from '../../protocol/delta.js'
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
-import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease } from '../../protocol/release.js'
+import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease, type TrustedKey } from '../../protocol/release.js'
 import { Store } from '../../store/store.js'
 import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { Announcer } from '../announce/announcer.js'
 import { releasesDir, type HeraldConfig } from '../config.js'
-import { HeraldError } from '../errors.js'
+import { codeOf, HeraldError } from '../errors.js'
 import { PeerStats } from '../fetch/peer-stats.js'
 import { HolderDiscovery } from '../fetch/holder-discovery.js'
 import { DeltaFailedError, FetchScheduler } from '../fetch/scheduler.js'
@@ -25,7 +25,9 @@ import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
 
 export { VERSION }
 import { SuperSeedPolicy } from './super-seed.js'
-import { loadTrustedKeys } from './trust.js'
+import { loadTrustedKeys, unscopedWarning } from './trust.js'
+import { RwLock } from '../../store/rwlock.js'
+import { readdir, rm } from 'node:fs/promises'
 import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
@@ -38,6 +40,8 @@ import type { CID } from 'multiformats/cid'
 const RESOLVE_TIMEOUT_MS = 5_000
 const FETCHES_KEY = 'fetches'
 const CONNECT_WAIT_MS = 10_000
+/** how long stop() waits for fetches to checkpoint before closing the store anyway */
+const STOP_JOBS_TIMEOUT_MS = 10_000
 
 
 export interface HeraldNodeInit {
@@ -55,7 +59,7 @@ export class HeraldNode implements HeraldService {
   readonly announcer: Announcer
   readonly stats = new PeerStats()
   readonly #publisherKey?: PrivateKey
-  readonly #trusted: Array<Uint8Array | string>
+  readonly #trusted: TrustedKey[]
   readonly #metrics?: HeraldMetrics
   readonly #log: Log
   readonly #swarms = new Map<string, ReleaseSwarm>()
@@ -71,8 +75,14 @@ export class HeraldNode implements HeraldService {
   #timers: Array<ReturnType<typeof setInterval>> = []
   readonly #publisher: Publisher
   #stopping = false
+  /**
+   * The GC lease at node level: a fetch holds it (shared) from the moment it reads what the store holds
+   * until its release is pinned; gc holds it alone while it deletes chunks and refreshes the have-ledgers,
+   * so no fetch ever works from a ledger that a gc has made stale.
+   */
+  readonly #gcLease = new RwLock()
 
-  private constructor (init: HeraldNodeInit, store: Store, libp2p: HeraldNode['libp2p'], trusted: Array<Uint8Array | string>) {
+  private constructor (init: HeraldNodeInit, store: Store, libp2p: HeraldNode['libp2p'], trusted: TrustedKey[]) {
     this.config = init.config
     this.store = store
     this.libp2p = libp2p
@@ -96,8 +106,11 @@ export class HeraldNode implements HeraldService {
   }
 
   static async create (init: HeraldNodeInit): Promise<HeraldNode> {
-    const trusted: Array<Uint8Array | string> = await loadTrustedKeys(init.config.trustedPublishers)
-    if (init.publisherKey != null) trusted.push(init.publisherKey.publicKey.raw)
+    const trusted = await loadTrustedKeys(init.config.trustedPublishers)
+    const warning = unscopedWarning(trusted)
+    if (warning != null) init.log.warn({}, warning)
+    // a seed trusts its own key for what it publishes
+    if (init.publisherKey != null) trusted.push({ key: init.publisherKey.publicKey.raw })
     const store = await Store.open(join(init.config.dataDir, 'store'))
     let node: HeraldNode | undefined
     try {
@@ -122,6 +135,7 @@ export class HeraldNode implements HeraldService {
   get isSeed (): boolean { return this.config.seed }
 
   async start (): Promise<void> {
+    this.#configureSeeds()
     await this.libp2p.start()
     this.announcer.start()
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
@@ -141,8 +155,24 @@ export class HeraldNode implements HeraldService {
     if (this.#stopping) return
     this.#stopping = true
     for (const t of this.#timers) clearInterval(t)
-    for (const job of this.#jobs.values()) job.controller.abort(new HeraldError('SHUTTING_DOWN', 'daemon stopping'))
-    await Promise.allSettled([...this.#jobs.values()].map(async j => await j.done))
+    for (const job of this.#jobs.values()) {
+      try {
+        job.controller.abort(new HeraldError('SHUTTING_DOWN', 'daemon stopping'))
+      } catch (err: any) {
+        // an abort listener that throws must not stop the shutdown
+        this.#log.error({ err }, 'abort listener threw while stopping a fetch')
+      }
+    }
+    // interrupted fetches stay in the pending list (checkpointed), so the next start resumes them; a fetch
+    // that does not settle in time is left to the process exit, the store is closed regardless
+    const settled = Promise.allSettled([...this.#jobs.values()].map(async j => await j.done))
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = await Promise.race([
+      settled.then(() => false),
+      new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(true) }, STOP_JOBS_TIMEOUT_MS) })
+    ])
+    clearTimeout(timer)
+    if (late) this.#log.warn({ timeoutMs: STOP_JOBS_TIMEOUT_MS }, 'fetches did not stop in time; closing anyway')
     this.announcer.stop()
     await this.#publisher.close()
     await this.libp2p.stop()
@@ -187,21 +217,29 @@ export class HeraldNode implements HeraldService {
     return this.#seedPeers.has(id)
   }
 
+  /** the seeds' peer IDs: from configuration, or learned by dialing a bootstrap address */
   readonly #seedPeers = new Set<string>()
 
+  /**
+   * Is this peer a seed? Only configuration says so — the `seeds` list, or, when that is empty, the peer a
+   * configured bootstrap address led to — never what the peer says about itself.
+   */
   async #identifySeed (peerId: PeerId): Promise<boolean> {
-    const id = peerId.toString()
-    if (this.#seedPeers.has(id)) return true
-    try {
-      const peer = await this.libp2p.peerStore.get(peerId)
-      const agent = new TextDecoder().decode(peer.metadata.get('AgentVersion') ?? new Uint8Array())
-      if (agent.includes('(seed)')) {
-        this.#seedPeers.add(id)
-        return true
-      }
-    } catch {}
-    return false
+    return this.#seedPeers.has(peerId.toString())
   }
+
+  #configureSeeds (): void {
+    for (const id of this.config.seeds) this.#seedPeers.add(id)
+    if (this.config.seeds.length > 0) return
+    for (const addr of this.config.bootstrap) {
+      try {
+        const id = multiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
+        if (id != null) this.#seedPeers.add(id)
+      } catch {}
+    }
+  }
+
+  readonly #bootstrapFailures = new Map<string, number>()
 
   async #bootstrap (): Promise<void> {
     for (const addr of this.config.bootstrap) {
@@ -211,9 +249,21 @@ export class HeraldNode implements HeraldService {
         if (id != null && this.libp2p.getConnections(peerIdFromString(id)).length > 0) continue
         if (id == null && this.libp2p.getConnections().some(c => c.remoteAddr.toString().startsWith(addr))) continue
         const conn = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(10_000) })
-        await this.#identifySeed(conn.remotePeer)
+        if (this.config.seeds.length === 0 && id == null && !this.#seedPeers.has(conn.remotePeer.toString())) {
+          this.#seedPeers.add(conn.remotePeer.toString())
+          this.#log.info({ addr, peer: conn.remotePeer.toString() }, 'bootstrap peer taken as the seed (name it with /p2p/<id> or `seeds` to pin it)')
+        }
+        if (this.#bootstrapFailures.delete(addr)) this.#log.info({ addr }, 'bootstrap peer reachable again')
       } catch (err: any) {
-        this.#log.debug({ addr, err: err.message }, 'bootstrap dial failed')
+        // an operator who sees no peers must see why: the first failure per address at warn, then once in 5 min
+        const last = this.#bootstrapFailures.get(addr)
+        const now = Date.now()
+        if (last == null || now - last > 300_000) {
+          this.#bootstrapFailures.set(addr, now)
+          this.#log.warn({ addr, err: err.message }, 'bootstrap dial failed')
+        } else {
+          this.#log.debug({ addr, err: err.message }, 'bootstrap dial failed')
+        }
       }
     }
   }
@@ -323,8 +373,6 @@ export class HeraldNode implements HeraldService {
       await this.#storeChunk(swarm, e, digest, bytes, frame)
       return [e]
     }
-    // a delta object is itself zstd: kept as it came
-    await this.store.putChunk(digest, bytes)
     const targets = swarm.targetsOf(e)
     const stored: number[] = []
     if (targets.some(i => !swarm.hasLocal(i))) {
@@ -361,6 +409,10 @@ export class HeraldNode implements HeraldService {
         stored.push(i)
       }
     }
+    // the object is stored after the chunks it rebuilt: a fetch interrupted in between finds the chunks
+    // (and fetches the object again only if it still needs it), never an object without its chunks.
+    // A delta object is itself zstd: kept as it came.
+    await this.store.putChunk(digest, bytes)
     swarm.markHave(e)
     return stored
   }
@@ -489,30 +541,39 @@ export class HeraldNode implements HeraldService {
       job.progress.manifestCid = cid.toString()
       job.setState('planning')
       const manifest = await this.#fetchManifest(cid, from, signal)
-      const swarm = await this.#openSwarm(cid, manifest)
-      const index = swarm.index
-      job.progress.totalChunks = index.count
-      job.progress.totalBytes = index.totalBytes
-      for (let i = 0; i < index.count; i++) {
-        if (swarm.hasLocal(i)) { job.progress.reusedChunks++; job.progress.reusedBytes += index.sizes[i] }
-      }
+      checkManifestName(manifest, dataset, version)
       this.announcer.provideManifest(cid)
-      job.setState('fetching')
       const root = job.out ?? releasesDir(this.config)
-      const staged = await StagedRelease.open(this.store, manifest, { root })
-      const key = cid.toString()
-      const writers = this.#staged.get(key) ?? new Set()
-      this.#staged.set(key, writers.add(staged))
-      try {
+      // what the store holds is read under the GC lease, and the release is pinned before any chunk moves:
+      // a gc (now, or after a restart before this fetch resumes) never deletes what this fetch relies on
+      const { swarm, staged } = await this.#gcLease.read(async () => await this.store.withFetch(async () => {
+        const swarm = await this.#openSwarm(cid, manifest)
+        const index = swarm.index
+        await this.#repin(dataset, version, entryDigests(index.digests, swarm.deltas.digests))
+        job.progress.totalChunks = index.count
+        job.progress.totalBytes = index.totalBytes
+        job.progress.reusedChunks = 0
+        job.progress.reusedBytes = 0
+        for (let i = 0; i < index.count; i++) {
+          if (swarm.hasLocal(i)) { job.progress.reusedChunks++; job.progress.reusedBytes += index.sizes[i] }
+        }
+        job.setState('fetching')
+        const staged = await StagedRelease.open(this.store, manifest, { root })
+        const key = cid.toString()
+        const writers = this.#staged.get(key) ?? new Set()
+        this.#staged.set(key, writers.add(staged))
         try {
-          await this.store.withFetch(async () => {
-            if (!swarm.complete) await this.#transfer(job, swarm, signal)
-            await this.#repin(dataset, version, entryDigests(index.digests, swarm.deltas.digests))
-          })
+          if (!swarm.complete) await this.#transfer(job, swarm, signal)
+        } catch (err) {
+          await staged.abort()
+          throw err
         } finally {
           writers.delete(staged)
           if (writers.size === 0) this.#staged.delete(key)
         }
+        return { swarm, staged }
+      }))
+      try {
         // chunks, and the delta objects this node now holds (it serves them like chunks)
         this.announcer.provideChunks(Array.from({ length: swarm.entries }, (_, e) => e).filter(e => swarm.hasLocal(e)).map(e => cidFromDigest(swarm.digestAt(e))))
         job.setState('materializing')
@@ -623,7 +684,7 @@ export class HeraldNode implements HeraldService {
   // ---- publish -------------------------------------------------------------------------------------
 
   async publish (req: PublishRequest): Promise<PublishResult> {
-    if (this.#publisherKey == null) throw new HeraldError('NOT_PUBLISHER', 'this daemon holds no publisher key: publish on the seed (heraldd init --seed)')
+    if (this.#publisherKey == null) throw new HeraldError('NOT_PUBLISHER', this.config.seed ? 'this daemon holds no publisher key: create one with `heraldd init --seed`' : 'this daemon was not started as a seed: start it with `heraldd start --seed` (the publisher key is loaded only then)')
     const { dataset, version } = parseReleaseName(req.name)
     const started = performance.now()
     const built = await this.store.withFetch(async () => {
@@ -704,6 +765,7 @@ export class HeraldNode implements HeraldService {
     const { signed, from } = await this.#resolveRelease(dataset, version, signal)
     const manifestBytesBefore = await this.store.getManifest(signed.record.manifestCid)
     const manifest = await this.#fetchManifest(signed.record.manifestCid, from, signal)
+    checkManifestName(manifest, dataset, version)
     const index = manifestChunkIndex(manifest)
     const deltas = manifestDeltaIndex(manifest, index, [DELTA_KIND])
     const have = await this.store.hasChunks(entryDigests(index.digests, deltas.digests))
@@ -787,23 +849,54 @@ export class HeraldNode implements HeraldService {
     return await this.#releaseInfo(dataset, version)
   }
 
-  async unpin (name: string): Promise<ReleaseInfo> {
+  async unpin (name: string, opts: { force?: boolean } = {}): Promise<ReleaseInfo> {
     const { dataset, version } = parseReleaseName(name)
     await this.#releaseInfo(dataset, version)
+    if (opts.force !== true && await this.store.getCurrent(dataset) === version) {
+      throw new HeraldError('CONFLICT', `${name} is the current release of ${dataset}: a gc would delete the chunks its files are checked and served from. Roll back or fetch another release first, or unpin with --force`)
+    }
     await this.store.unpin(dataset, version)
     return await this.#releaseInfo(dataset, version)
   }
 
   async gc (): Promise<GcResult> {
-    const result = await this.store.gc()
-    this.#metrics?.gcRunsTotal.inc()
-    this.#metrics?.gcFreedBytesTotal.inc(result.bytesFreed)
-    // what the store holds changed: the have-bitmaps must say so
-    for (const [key, swarm] of this.#swarms) {
-      const have = await this.store.hasChunks(entryDigests(swarm.index.digests, swarm.deltas.digests))
-      this.#swarms.set(key, new ReleaseSwarm(swarm.manifestCid, swarm.index, have, swarm.deltas))
+    return await this.#gcLease.write(async () => {
+      const result = await this.store.gc()
+      this.#metrics?.gcRunsTotal.inc()
+      this.#metrics?.gcFreedBytesTotal.inc(result.bytesFreed)
+      // what the store holds changed: the have-ledgers must say so before any fetch reads them again
+      for (const [key, swarm] of this.#swarms) {
+        const have = await this.store.hasChunks(entryDigests(swarm.index.digests, swarm.deltas.digests))
+        this.#swarms.set(key, new ReleaseSwarm(swarm.manifestCid, swarm.index, have, swarm.deltas))
+      }
+      const removed = await this.#removeUnpinnedDirectories()
+      return { ...result, releasesRemoved: removed }
+    })
+  }
+
+  /**
+   * Remove the materialized directories of releases that are neither pinned nor current. Staging and
+   * hidden entries (names starting with '.') and directories of releases this node does not know are left
+   * alone. Returns the names removed.
+   */
+  async #removeUnpinnedDirectories (): Promise<string[]> {
+    const root = releasesDir(this.config)
+    const removed: string[] = []
+    const busy = new Set([...this.#jobs.values()].filter(j => !j.finished).map(j => j.name))
+    for (const r of await this.store.listReleases()) {
+      const name = formatReleaseName(r.dataset, r.version)
+      if (busy.has(name) || await this.store.isPinned(r.dataset, r.version)) continue
+      if (await this.store.getCurrent(r.dataset) === r.version) continue
+      const datasetDir = join(root, r.dataset)
+      let entries: string[]
+      try { entries = await readdir(datasetDir) } catch { continue }
+      if (!entries.includes(r.version)) continue
+      await rm(join(datasetDir, r.version), { recursive: true, force: true })
+      await rm(join(datasetDir, `.${r.version}.manifest`), { force: true })
+      removed.push(name)
+      this.#log.info({ release: name }, 'removed the directory of an unpinned release')
     }
-    return result
+    return removed
   }
 
   async verify (name: string): Promise<VerifyResult> {
@@ -816,9 +909,21 @@ export class HeraldNode implements HeraldService {
     let missing = 0
     for (let i = 0; i < index.count; i++) {
       const digest = index.digestAt(i)
-      const bytes = await this.store.getChunk(digest)
+      let bytes: Uint8Array | undefined
+      try {
+        bytes = await this.store.getChunk(digest)
+      } catch (err: any) {
+        // an entry the store cannot read back (a damaged pack) is as bad as one that reads back wrong
+        if (err instanceof TypeError || err instanceof RangeError || codeOf(err) === 'STORE_CLOSED') throw err
+        bad.push(cidFromDigest(digest).toString())
+        await this.#quarantine(digest, err)
+        continue
+      }
       if (bytes == null) missing++
-      else if (!verifyDigest(digest, bytes)) bad.push(cidFromDigest(digest).toString())
+      else if (!verifyDigest(digest, bytes)) {
+        bad.push(cidFromDigest(digest).toString())
+        await this.#quarantine(digest)
+      }
     }
     let filesChecked = 0
     let badFiles: string[] = []
@@ -827,22 +932,48 @@ export class HeraldNode implements HeraldService {
       filesChecked = r.filesChecked
       badFiles = r.badFiles
     }
-    void sha256
     return { name: info.name, ok: bad.length === 0 && missing === 0 && badFiles.length === 0, chunksChecked: index.count, bad, missing, filesChecked, badFiles }
   }
 
-  async rollback (dataset: string, to?: string): Promise<RollbackResult> {
-    const from = await this.store.getCurrent(dataset)
-    let target = to
-    if (target == null) {
-      const candidates = (await this.store.listReleases())
-        .filter(r => r.dataset === dataset && r.version !== from)
-        .sort((a, b) => b.publishedAt - a.publishedAt)
-      for (const c of candidates) {
-        if (await this.store.isPinned(c.dataset, c.version)) { target = c.version; break }
+  /**
+   * A stored chunk that fails its check is dropped from the index (never served or advertised again) and
+   * from every have-ledger; the next fetch of a release that needs it fetches it again (repair).
+   */
+  async #quarantine (digest: Uint8Array, cause?: unknown): Promise<void> {
+    await this.store.dropChunk(digest)
+    const hex = digestHex(digest)
+    for (const swarm of this.#swarms.values()) {
+      for (let e = 0; e < swarm.entries; e++) {
+        if (swarm.hasLocal(e) && digestHex(swarm.digestAt(e)) === hex) swarm.unmarkHave(e)
       }
     }
-    if (target == null) throw new HeraldError('RELEASE_NOT_FOUND', `no other pinned release of ${dataset} to roll back to`)
+    this.#metrics?.storeCorruptChunksTotal.inc()
+    this.#log.error({ chunk: cidFromDigest(digest).toString(), err: (cause as any)?.message }, 'stored chunk failed verification: quarantined, will be fetched again')
+  }
+
+  /**
+   * Switch `current` back one step: to the newest complete, pinned release published before the current
+   * one (or to `to`). Run again, it steps further back. Never chooses a release that is still being fetched.
+   */
+  async rollback (dataset: string, to?: string): Promise<RollbackResult> {
+    const from = await this.store.getCurrent(dataset)
+    const releases = (await this.store.listReleases()).filter(r => r.dataset === dataset)
+    const fromAt = releases.find(r => r.version === from)?.publishedAt ?? Infinity
+    const busy = new Set([...this.#jobs.values()].filter(j => !j.finished).map(j => j.name))
+    let target = to
+    if (target == null) {
+      const candidates = releases
+        .filter(r => r.version !== from && r.publishedAt < fromAt && !busy.has(formatReleaseName(r.dataset, r.version)))
+        .sort((a, b) => b.publishedAt - a.publishedAt)
+      for (const c of candidates) {
+        if (!await this.store.isPinned(c.dataset, c.version)) continue
+        if (!(await this.#releaseInfo(c.dataset, c.version)).complete) continue
+        target = c.version
+        break
+      }
+      if (target == null) throw new HeraldError('RELEASE_NOT_FOUND', `no complete, pinned release of ${dataset} older than ${from ?? 'the current one'} to roll back to`)
+    }
+    if (busy.has(formatReleaseName(dataset, target))) throw new HeraldError('CONFLICT', `${dataset}@${target} is being fetched: wait for it, then switch`)
     const info = await this.#releaseInfo(dataset, target)
     const manifest = await this.#localManifest(parseCid(info.manifestCid))
     if (manifest == null || !info.complete) throw new HeraldError('RELEASE_NOT_FOUND', `${info.name} is not complete in the local store`)
@@ -910,4 +1041,14 @@ function entryDigests (chunks: Uint8Array, objects: Uint8Array): Uint8Array {
   out.set(chunks)
   out.set(objects, chunks.byteLength)
   return out
+}
+
+/**
+ * A record names the release it signs; the manifest it points at must name the same one, or a record for
+ * one name could make a lab write another release's directory.
+ */
+function checkManifestName (manifest: Manifest, dataset: string, version: string): void {
+  if (manifest.dataset !== dataset || manifest.version !== version) {
+    throw new HeraldError('INVALID_MANIFEST', `the record for ${dataset}@${version} points at a manifest of ${manifest.dataset}@${manifest.version}`)
+  }
 }

@@ -184,7 +184,8 @@ describe('swarm (real daemons on loopback)', function () {
       bootstrap: [...a.listen, ...b.listen],
       trust: [await seed.publisherKey()],
       uploadBytesPerSecond: 0,
-      config: { limits: { maxInflightPerPeer: 2, batchSize: 2 } }
+      // bootstrapped from labs, so the operator names the seed (otherwise bootstrap peers are taken as seeds)
+      config: { seeds: [seed.peerId], limits: { maxInflightPerPeer: 2, batchSize: 2 } }
     })
     daemons.push(c)
     const started = await c.client.startFetch({ name: 'ha@1' })

@@ -2,7 +2,7 @@ import { expect } from 'chai'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { CID } from 'multiformats/cid'
-import { checkNotReplay, decodeSignedRelease, publisherKeyText, signRelease, verifyRelease } from '../../protocol/release.js'
+import { checkNotReplay, decodeSignedRelease, nameMatches, publisherKeyText, signRelease, verifyRelease } from '../../protocol/release.js'
 
 const cid = CID.parse('bafyreigdmqpykrgxyaxtlafqpqhzrb7qy2rh75nldvfd4tucqmqqme5yje')
 
@@ -43,5 +43,35 @@ describe('release record', () => {
     expect(() => { checkNotReplay({ seq: 5 }, { seq: 4, dataset: 'a', version: 'b' }) }).to.throw().with.property('code', 'RELEASE_REPLAY')
     checkNotReplay({ seq: 5 }, { seq: 5, dataset: 'a', version: 'b' })
     checkNotReplay(undefined, { seq: 0, dataset: 'a', version: 'b' })
+  })
+
+  it('should accept a scoped key only for the names it is trusted for', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const sign = async (dataset: string): Promise<ReturnType<typeof decodeSignedRelease>> =>
+      decodeSignedRelease(await signRelease({ dataset, version: '1', manifestCid: cid, seq: 1, publishedAt: 1 }, key))
+    const scoped = [{ key: key.publicKey.raw, names: ['uniprot', 'ncbi-*'] }]
+    await verifyRelease(await sign('uniprot'), scoped)
+    await verifyRelease(await sign('ncbi-nr'), scoped)
+    for (const dataset of ['uniprot2', 'other', 'xncbi-nr']) {
+      try {
+        await verifyRelease(await sign(dataset), scoped)
+        expect.fail(`accepted ${dataset}`)
+      } catch (err: any) {
+        expect(err.code).to.equal('UNTRUSTED_PUBLISHER')
+        expect(err.message).to.match(/trusted only for uniprot, ncbi-\*/)
+      }
+    }
+    // the same key unscoped elsewhere in the list: every name
+    await verifyRelease(await sign('other'), [...scoped, { key: key.publicKey.raw }])
+  })
+
+  it('should match name patterns with * only, anchored', () => {
+    expect(nameMatches('ncbi-*', 'ncbi-nr')).to.equal(true)
+    expect(nameMatches('ncbi-*', 'ncbi-')).to.equal(true)
+    expect(nameMatches('ncbi-*', 'xncbi-nr')).to.equal(false)
+    expect(nameMatches('*-prod', 'uniprot-prod')).to.equal(true)
+    expect(nameMatches('uni.rot', 'uniprot')).to.equal(false)
+    expect(nameMatches('uniprot', 'uniprot')).to.equal(true)
+    expect(nameMatches('*', 'anything')).to.equal(true)
   })
 })

@@ -1,7 +1,7 @@
 // Release lifecycle on real daemons: stop mid-fetch, unpin/gc/rollback rules, gc racing a starting fetch,
 // rollback racing an update.
 import { expect } from 'chai'
-import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DaemonProcess } from '../helpers/daemon-process.js'
@@ -168,5 +168,33 @@ describe('release lifecycle (real daemons on loopback)', function () {
       expect((await lab.client.verify(name)).ok).to.equal(true)
       await lab.client.unpin(name, { force: true })
     }
+  })
+
+  it('should report a corrupt stored chunk as bad (not a 500), stop serving it, and fetch it again', async () => {
+    const [v1] = await versions(1)
+    const { seed, lab } = await seedAndLab()
+    await seed.client.publish({ name: 'rot@1', dir: v1 })
+    expect((await lab.fetch('rot@1')).state).to.equal('done')
+    await lab.stop()
+    // flip bytes in the middle of the lab's first pack: some chunk no longer reads back right
+    const packs = join(lab.opts.dataDir, 'store', 'packs')
+    const pack = join(packs, (await readdir(packs)).filter(n => n.endsWith('.dat')).sort()[0])
+    const bytes = await readFile(pack)
+    for (let i = 0; i < 64; i++) bytes[(bytes.byteLength >> 1) + i] ^= 0xff
+    await writeFile(pack, bytes)
+    await lab.launch()
+    const first = await lab.client.verify('rot@1')
+    expect(first.ok).to.equal(false)
+    expect(first.bad.length).to.be.greaterThan(0)
+    // quarantined: no longer held, so the second verify counts it missing, not bad
+    const second = await lab.client.verify('rot@1')
+    expect(second.bad).to.deep.equal([])
+    expect(second.missing).to.equal(first.bad.length)
+    expect((await lab.client.listReleases()).find(r => r.name === 'rot@1')?.complete).to.equal(false)
+    // repair: the next fetch moves only what was quarantined
+    const repaired = await lab.fetch('rot@1')
+    expect(repaired.state, JSON.stringify(repaired.error)).to.equal('done')
+    expect(repaired.totalChunks - repaired.reusedChunks).to.equal(first.bad.length)
+    expect((await lab.client.verify('rot@1')).ok).to.equal(true)
   })
 })

@@ -2,50 +2,58 @@
 // CLI to an exit status, metrics use it as a label. Codes are shared with protocol/ and store/ errors,
 // which carry the same `code` property.
 
-export const HTTP_STATUS_BY_CODE: Record<string, number> = {
-  BAD_REQUEST: 400,
-  INVALID_ARGUMENT: 400,
-  INVALID_NAME: 400,
-  INVALID_PATH: 400,
-  INVALID_CID: 400,
-  INVALID_CONFIG: 400,
-  UNAUTHORIZED: 401,
-  NOT_FOUND: 404,
-  RELEASE_NOT_FOUND: 404,
-  FETCH_NOT_FOUND: 404,
-  CONFLICT: 409,
-  GC_BUSY: 409,
-  NOT_PUBLISHER: 409,
-  UNTRUSTED_PUBLISHER: 422,
-  BAD_SIGNATURE: 422,
-  RELEASE_REPLAY: 422,
-  INVALID_MANIFEST: 422,
-  INVALID_RECORD: 422,
-  HASH_MISMATCH: 422,
-  PATH_ESCAPE: 422,
-  NO_SOURCE: 502,
-  FETCH_FAILED: 502,
-  STORE_LOCKED: 503,
-  NOT_READY: 503,
-  DISK_FULL: 507
+/**
+ * Every stable error code, and what it becomes at each boundary: the API's HTTP status, the CLI's exit
+ * status (2 usage, 3 not found, 4 trust/verification, 5 network and peers, 6 local resources, 1 anything
+ * else) and — the code itself — the metric label. One table, so that a new code cannot fall through to
+ * 500 "internal error" at one boundary and mean something else at another (test/daemon/errors.spec.ts
+ * checks that every code raised in the source tree is listed).
+ */
+export const ERROR_CODES: Record<string, { http: number, exit: number }> = {
+  BAD_REQUEST: { http: 400, exit: 2 },
+  INVALID_ARGUMENT: { http: 400, exit: 2 },
+  INVALID_NAME: { http: 400, exit: 2 },
+  INVALID_PATH: { http: 400, exit: 2 },
+  INVALID_CID: { http: 400, exit: 2 },
+  INVALID_CONFIG: { http: 400, exit: 2 },
+  UNAUTHORIZED: { http: 401, exit: 2 },
+  NOT_FOUND: { http: 404, exit: 3 },
+  METHOD_NOT_ALLOWED: { http: 405, exit: 2 },
+  RELEASE_NOT_FOUND: { http: 404, exit: 3 },
+  FETCH_NOT_FOUND: { http: 404, exit: 3 },
+  CONFLICT: { http: 409, exit: 1 },
+  GC_BUSY: { http: 409, exit: 6 },
+  NOT_PUBLISHER: { http: 409, exit: 2 },
+  UNTRUSTED_PUBLISHER: { http: 422, exit: 4 },
+  BAD_SIGNATURE: { http: 422, exit: 4 },
+  RELEASE_REPLAY: { http: 422, exit: 4 },
+  INVALID_MANIFEST: { http: 422, exit: 4 },
+  INVALID_RECORD: { http: 422, exit: 4 },
+  HASH_MISMATCH: { http: 422, exit: 4 },
+  PATH_ESCAPE: { http: 422, exit: 4 },
+  NO_SOURCE: { http: 502, exit: 5 },
+  FETCH_FAILED: { http: 502, exit: 5 },
+  /** a peer sent a frame that does not decode */
+  MALFORMED_MESSAGE: { http: 502, exit: 5 },
+  /** a delta object could not be applied (peer data or a base chunk gone) */
+  DELTA_FAILED: { http: 502, exit: 5 },
+  UNREACHABLE: { http: 502, exit: 5 },
+  STORE_LOCKED: { http: 503, exit: 6 },
+  STORE_CLOSED: { http: 503, exit: 6 },
+  SHUTTING_DOWN: { http: 503, exit: 5 },
+  NOT_READY: { http: 503, exit: 5 },
+  STORE_CORRUPT: { http: 500, exit: 6 },
+  SCHEMA_VERSION: { http: 500, exit: 6 },
+  DISK_FULL: { http: 507, exit: 6 },
+  /** a programming error inside the daemon: the message is logged, not sent */
+  INTERNAL: { http: 500, exit: 1 }
 }
 
-/** Exit status of the CLI for an error code: 2 usage, 3 not found, 4 trust/verification, 5 network, 6 local resources, 1 anything else. */
+export const HTTP_STATUS_BY_CODE: Record<string, number> = Object.fromEntries(Object.entries(ERROR_CODES).map(([code, m]) => [code, m.http]))
+
+/** Exit status of the CLI for an error code (see ERROR_CODES). */
 export function exitCodeFor (code: string | undefined): number {
-  switch (code) {
-    case 'BAD_REQUEST': case 'INVALID_ARGUMENT': case 'INVALID_NAME': case 'INVALID_PATH': case 'INVALID_CID': case 'INVALID_CONFIG':
-      return 2
-    case 'NOT_FOUND': case 'RELEASE_NOT_FOUND': case 'FETCH_NOT_FOUND':
-      return 3
-    case 'UNTRUSTED_PUBLISHER': case 'BAD_SIGNATURE': case 'RELEASE_REPLAY': case 'INVALID_MANIFEST': case 'INVALID_RECORD': case 'HASH_MISMATCH': case 'PATH_ESCAPE':
-      return 4
-    case 'NO_SOURCE': case 'FETCH_FAILED': case 'UNREACHABLE':
-      return 5
-    case 'STORE_LOCKED': case 'DISK_FULL': case 'GC_BUSY':
-      return 6
-    default:
-      return 1
-  }
+  return (code != null ? ERROR_CODES[code]?.exit : undefined) ?? 1
 }
 
 /** An error with a stable code, for errors the daemon itself raises. */

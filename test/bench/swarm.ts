@@ -1,6 +1,8 @@
-// `npm run bench:swarm -- [--peers 8] [--size 256MiB] [--cap 50MB]`: release day. One seed with a capped
-// upload and N daemons (separate processes, each on its own loopback address 127.0.0.x) all fetch a fresh
-// release at once. Prints progress to stderr and, last on stdout, one JSON line:
+// `npm run bench:swarm -- [--peers 8] [--size 256MiB] [--cap 50MB] [--incompressible] [--baseline aria2|none]`:
+// release day. One seed with a capped upload and N daemons (separate processes, each on its own loopback
+// address 127.0.0.x) all fetch a fresh release at once; then, in the same invocation, the same shape as a
+// BitTorrent swarm (../shared/bench/bt-swarm.sh, aria2 by default: random data, so compare it with
+// --incompressible). Prints progress to stderr and, last on stdout, one JSON line:
 // {seedShare, allDoneSeconds, allVerifiedSeconds, limitSeconds, firstDoneSeconds, peerTradeStartSeconds, releaseBytes,
 //  seedCpuSeconds, peerCpuSeconds (mean), totalCpuSeconds, floorCpuSeconds, floorSeconds, cpuOverFloor, peerPeakRssMiB, requestsPerPeer (chunk-batch requests), peers, capBytesPerSec}
 import '../../protocol/polyfill.js'
@@ -11,6 +13,8 @@ import { parseArgs } from 'node:util'
 import { DaemonProcess } from '../helpers/daemon-process.js'
 import { generateRelease } from '../fixtures/release-gen.js'
 import { floorCpuSeconds, measurePrimitives } from './floor.js'
+import { findBtSwarm, runBtBaseline, type BtBaseline } from './bt-baseline.js'
+import { generateRandomRelease } from '../fixtures/random-release.js'
 
 function parseSize (s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(s.trim())
@@ -26,7 +30,9 @@ async function main (): Promise<void> {
       peers: { type: 'string', default: '8' },
       size: { type: 'string', default: '256MiB' },
       cap: { type: 'string', default: '50MB' },
-      keep: { type: 'boolean', default: false }
+      keep: { type: 'boolean', default: false },
+      incompressible: { type: 'boolean', default: false },
+      baseline: { type: 'string', default: 'aria2' }
     }
   })
   const peers = Number(values.peers)
@@ -39,7 +45,8 @@ async function main (): Promise<void> {
   try {
     log(`generating a ${(size / 2 ** 20).toFixed(0)} MiB release…`)
     const input = join(dir, 'release')
-    await generateRelease({ seed: 7, entries: Math.max(1, Math.round(size / 1_030)), dir: input })
+    if (values.incompressible === true) await generateRandomRelease({ seed: 7, bytes: size, files: 4, dir: input })
+    else await generateRelease({ seed: 7, entries: Math.max(1, Math.round(size / 1_030)), dir: input })
     const primitives = await measurePrimitives(input, dir)
     log(`primitive costs, ns per byte: ${Object.entries(primitives).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`)
     const fetchTuning = { seedDeadlineMs: 300, hedgeAfterMs: 4_000, stallTimeoutMs: 60_000 }
@@ -130,7 +137,25 @@ async function main (): Promise<void> {
       capBytesPerSec: cap
     }
     log(`seed sent ${(served / 2 ** 20).toFixed(1)} MiB = ${result.seedShare}× the release; all done in ${result.allDoneSeconds} s (target ${result.limitSeconds} s)`)
-    console.log(JSON.stringify(result))
+    // the daemons go before the baseline runs: the two never share the CPU
+    await Promise.allSettled(daemons.map(async d => await d.stop()))
+    daemons.length = 0
+    let baseline: BtBaseline | { engine: string, skipped: string } | undefined
+    if (values.baseline !== 'none') {
+      const script = await findBtSwarm()
+      if (script == null) throw new Error('bt-swarm.sh not found (set BT_SWARM_SH, or --baseline none)')
+      log(`baseline: ${values.baseline} on the same shape (${peers} leechers, ${(size / 2 ** 20).toFixed(0)} MiB random data, seed cap ${(cap / 1e6).toFixed(0)} MB/s)…`)
+      baseline = await runBtBaseline({ script, engine: values.baseline, sizeMiB: Math.round(size / 2 ** 20), leechers: peers, capMBps: Math.round(cap / 1e6), log })
+    }
+    const ratios = baseline != null && 'allDoneSeconds' in baseline
+      ? {
+          allDoneOverBaseline: +(result.allDoneSeconds / baseline.allDoneSeconds).toFixed(2),
+          peerCpuOverBaseline: +(result.peerCpuSeconds / baseline.peerCpuSeconds).toFixed(2),
+          seedShareOverBaseline: +(result.seedShare / baseline.seedShare).toFixed(2)
+        }
+      : undefined
+    if (ratios != null) log(`vs ${values.baseline}: all done ${ratios.allDoneOverBaseline}×, CPU per downloader ${ratios.peerCpuOverBaseline}×, seed share ${ratios.seedShareOverBaseline}× (${values.incompressible === true ? 'same random data' : 'Herald on compressible text, the baseline on random data: use --incompressible to compare seed shares'})`)
+    console.log(JSON.stringify({ ...result, incompressible: values.incompressible === true, baseline, ratios }))
   } finally {
     await Promise.allSettled(daemons.map(async d => await d.stop()))
     if (values.keep !== true) await rm(dir, { recursive: true, force: true })

@@ -153,6 +153,13 @@ program.command('gc').description('delete chunks no pinned release references, a
     ((r.releasesRemoved ?? []).length > 0 ? `; removed the directories of ${(r.releasesRemoved ?? []).join(', ')}` : ''))
 }))
 
+program.command('import <name> <dir>').description('chunk files already on disk (a copy of <name>, e.g. from FTP or rsync) into the store, so the next fetch moves only the delta')
+  .action(run(async (name: string, dir: string) => {
+    const r = await client().importRelease({ name, dir: resolve(dir) })
+    out(r, () => `imported ${r.files} files, ${r.chunks} chunks (${r.newChunks} new, ${bytes(r.bytes)}) in ${seconds(r.seconds)}` +
+      (r.pinned ? `; ${r.name}: ${r.releaseChunksHeld ?? 0} of ${r.releaseChunks ?? 0} chunks held, pinned` : `; no record of ${r.name} found: chunks unpinned, fetch a release before running gc`))
+  }))
+
 program.command('verify <name>').description('re-hash every chunk of a release and its materialized files').action(run(async (name: string) => {
   const r = await client().verify(name)
   out(r, () => `${r.name}: ${r.ok ? 'OK' : 'FAILED'} — ${r.chunksChecked} chunks (${r.bad.length} bad, ${r.missing} missing), ${r.filesChecked} files (${r.badFiles.length} bad)`)

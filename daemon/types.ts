@@ -17,6 +17,28 @@ export interface PublishRequest {
   delta?: boolean
 }
 
+export interface ImportRequest {
+  /** the release the files are a copy of (dataset@version), e.g. one downloaded by FTP or rsync */
+  name: ReleaseName
+  /** absolute path of the directory on the daemon's host */
+  dir: string
+}
+
+export interface ImportResult {
+  name: ReleaseName
+  files: number
+  chunks: number
+  /** chunks the store did not hold before */
+  newChunks: number
+  bytes: number
+  /** chunks of the named release now held (when its record and manifest could be resolved) */
+  releaseChunksHeld?: number
+  releaseChunks?: number
+  /** true: the named release was found and pinned, so gc keeps what was imported */
+  pinned: boolean
+  seconds: number
+}
+
 export interface DeltaSummary {
   /** the release the deltas are against */
   base: ReleaseName
@@ -169,6 +191,8 @@ export interface RollbackResult {
 /** What the API and CLI drive. Errors thrown carry a stable string `code` (see daemon/errors.ts). */
 export interface HeraldService {
   publish(req: PublishRequest): Promise<PublishResult>
+  /** Chunk files already on disk into the store, so that the next fetch moves only the delta. */
+  importRelease(req: ImportRequest): Promise<ImportResult>
   /** Starts (or joins) a fetch and returns at once; follow it with getFetch/onFetchProgress. */
   startFetch(req: FetchRequest): Promise<FetchProgress>
   getFetch(id: string): FetchProgress | undefined

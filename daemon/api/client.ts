@@ -1,6 +1,6 @@
 // Client of the local API, used by the `herald` CLI, the demo and the tests.
 import type {
-  FetchProgress, FetchRequest, GcResult, PeerInfo, PlanResult, PublishRequest, PublishResult, ReleaseInfo,
+  FetchProgress, FetchRequest, GcResult, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishRequest, PublishResult, ReleaseInfo,
   RollbackResult, StatusInfo, VerifyResult
 } from '../types.js'
 
@@ -82,6 +82,7 @@ export class ApiClient {
     return await this.#request('DELETE', `/v1/releases/${encodeURIComponent(name)}/pin${opts.force === true ? '?force=true' : ''}`)
   }
   async gc (): Promise<GcResult> { return await this.#request('POST', '/v1/gc') }
+  async importRelease (req: ImportRequest): Promise<ImportResult> { return await this.#request('POST', '/v1/import', req) }
   async verify (name: string): Promise<VerifyResult> { return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/verify`) }
   async rollback (dataset: string, to?: string): Promise<RollbackResult> {
     return await this.#request('POST', `/v1/datasets/${encodeURIComponent(dataset)}/rollback`, to != null ? { to } : {})

@@ -4,7 +4,7 @@
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { HTTP_STATUS_BY_CODE, codeOf } from '../errors.js'
 import { tokensEqual } from '../keys.js'
-import type { HeraldService } from '../types.js'
+import type { HeraldService, ImportRequest } from '../types.js'
 
 import type { Log } from '../log.js'
 
@@ -106,6 +106,10 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
     schema: { params: nameParam, querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } } }
   }, async (req) => await service.unpin((req.params as any).name, { force: (req.query as any)?.force === true }))
   app.post('/v1/gc', { preHandler: auth }, async () => await service.gc())
+  app.post('/v1/import', {
+    preHandler: auth,
+    schema: { body: { type: 'object', required: ['name', 'dir'], additionalProperties: false, properties: { name: { type: 'string' }, dir: { type: 'string' } } } }
+  }, async (req) => await service.importRelease(req.body as ImportRequest))
   app.post('/v1/releases/:name/verify', { preHandler: auth, schema: { params: nameParam } }, async (req) => await service.verify((req.params as any).name))
   app.post('/v1/datasets/:dataset/rollback', {
     preHandler: auth,

@@ -27,11 +27,13 @@ export { VERSION }
 import { SuperSeedPolicy } from './super-seed.js'
 import { loadTrustedKeys, unscopedWarning } from './trust.js'
 import { RwLock } from '../../store/rwlock.js'
-import { readdir, rm } from 'node:fs/promises'
+import { readdir, rm, stat } from 'node:fs/promises'
+import { isAbsolute } from 'node:path'
+import { importDirectory } from '../../store/import.js'
 import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
-  FetchProgress, FetchRequest, GcResult, HeraldService, PeerInfo, PlanResult, PublishRequest, PublishResult,
+  FetchProgress, FetchRequest, GcResult, HeraldService, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishRequest, PublishResult,
   ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
 } from '../types.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
@@ -716,6 +718,50 @@ export class HeraldNode implements HeraldService {
       delta: built.deltas[0],
       olderDeltas: built.deltas.length > 1 ? built.deltas.slice(1) : undefined
     }
+  }
+
+  // ---- import ----------------------------------------------------------------------------------------
+
+  /**
+   * Chunk a directory already on disk (a release downloaded by FTP or rsync) into the store. When a peer
+   * has the named release's record, its manifest gives the chunker, and the release is pinned so that gc
+   * keeps what was imported; the next fetch of it, or of a later release, moves only what is missing.
+   */
+  async importRelease (req: ImportRequest): Promise<ImportResult> {
+    const { dataset, version } = parseReleaseName(req.name)
+    const name = formatReleaseName(dataset, version)
+    if (typeof req.dir !== 'string' || !isAbsolute(req.dir)) throw new HeraldError('INVALID_PATH', 'import needs an absolute directory path')
+    const info = await stat(req.dir).catch((err: any) => { throw new HeraldError('INVALID_PATH', `cannot read ${req.dir}: ${err.code ?? err.message}`) })
+    if (!info.isDirectory()) throw new HeraldError('INVALID_PATH', `${req.dir} is not a directory`)
+    const started = performance.now()
+    let known: { cid: CID, manifest: Manifest } | undefined
+    try {
+      const signal = AbortSignal.timeout(30_000)
+      const { signed, from } = await this.#resolveRelease(dataset, version, signal)
+      const manifest = await this.#fetchManifest(signed.record.manifestCid, from, signal)
+      checkManifestName(manifest, dataset, version)
+      known = { cid: signed.record.manifestCid, manifest }
+    } catch (err: any) {
+      if (!['RELEASE_NOT_FOUND', 'NO_SOURCE'].includes(codeOf(err) ?? '')) throw err
+      this.#log.warn({ release: name, err: err.message }, 'import: no record of the release found; chunks are imported unpinned (a gc before the next fetch deletes them)')
+    }
+    return await this.#gcLease.read(async () => {
+      const r = await importDirectory(this.store, req.dir, known?.manifest.chunker)
+      const out: ImportResult = { name, ...r, pinned: false, seconds: 0 }
+      if (known != null) {
+        // the ledger of this release must now say what the store holds
+        this.#swarms.delete(known.cid.toString())
+        const swarm = await this.#openSwarm(known.cid, known.manifest)
+        await this.#repin(dataset, version, entryDigests(swarm.index.digests, swarm.deltas.digests))
+        out.pinned = true
+        out.releaseChunks = swarm.index.count
+        out.releaseChunksHeld = swarm.held
+        this.announcer.provideManifest(known.cid)
+      }
+      out.seconds = (performance.now() - started) / 1000
+      this.#log.info({ release: name, files: r.files, chunks: r.chunks, newChunks: r.newChunks, pinned: out.pinned }, 'imported')
+      return out
+    })
   }
 
   // ---- queries and maintenance ---------------------------------------------------------------------

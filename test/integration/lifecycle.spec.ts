@@ -197,4 +197,29 @@ describe('release lifecycle (real daemons on loopback)', function () {
     expect(repaired.totalChunks - repaired.reusedChunks).to.equal(first.bad.length)
     expect((await lab.client.verify('rot@1')).ok).to.equal(true)
   })
+
+  it('should import a copy of a release from disk, so that its fetch and the next move only the delta', async () => {
+    const [v1, v2] = await versions(2, 6_000)
+    const { seed, lab } = await seedAndLab()
+    await seed.client.publish({ name: 'imp@1', dir: v1 })
+    await seed.client.publish({ name: 'imp@2', dir: v2 })
+    const imported = await lab.client.importRelease({ name: 'imp@1', dir: v1 })
+    expect(imported.pinned).to.equal(true)
+    expect(imported.releaseChunksHeld).to.equal(imported.releaseChunks)
+    expect(imported.newChunks).to.be.greaterThan(0)
+    // a gc keeps what was imported: the release is pinned
+    await lab.client.gc()
+    const one = await lab.fetch('imp@1')
+    expect(one.state, JSON.stringify(one.error)).to.equal('done')
+    expect(one.reusedChunks).to.equal(one.totalChunks)
+    expect(one.wireBytes.seed + one.wireBytes.peer).to.equal(0)
+    // a lab without the import moves the whole of imp@2; this one only what changed
+    const other = await start('other', { bootstrap: seed.listen, trust: [await seed.publisherKey()] })
+    const full = await other.fetch('imp@2')
+    const delta = await lab.fetch('imp@2')
+    expect(delta.state, JSON.stringify(delta.error)).to.equal('done')
+    const moved = (p: FetchProgress): number => p.wireBytes.seed + p.wireBytes.peer
+    expect(moved(delta)).to.be.lessThan(moved(full) / 2)
+    await expectCode(lab.client.importRelease({ name: 'imp@3', dir: join(dir, 'missing') }), 'INVALID_PATH')
+  })
 })

@@ -74,41 +74,6 @@ describe('deployment files', () => {
   })
 })
 
-describe('helm chart', () => {
-  const chart = join(root, 'deploy/helm/herald')
-  const values = YAML.parse(readFileSync(join(chart, 'values.yaml'), 'utf8'))
-  const templates = ['seed.yaml', 'lab.yaml', 'servicemonitor.yaml'].map(f => readFileSync(join(chart, 'templates', f), 'utf8'))
-
-  /** A stand-in for `helm template` (no helm here): directives out, values in, then plain YAML. */
-  function render (text: string): string {
-    return text.split('\n')
-      .filter(l => !/^\s*\{\{-?\s*(if|end|else)\b.*\}\}\s*$/.test(l))
-      .map(l => l.replace(/^(\s*)\{\{-\s*(include|toYaml)\b.*\}\}\s*$/, '$1rendered: block'))
-      .map(l => l.replace(/\{\{-?\s*[^}]*\}\}/g, 'X'))
-      .join('\n')
-  }
-
-  it('should parse as YAML with the workloads a cluster needs', () => {
-    const kinds: string[] = []
-    for (const t of templates) {
-      for (const doc of YAML.parseAllDocuments(render(t))) {
-        expect(doc.errors.map(e => e.message)).to.deep.equal([])
-        kinds.push(doc.toJS().kind)
-      }
-    }
-    expect(kinds).to.include.members(['StatefulSet', 'DaemonSet', 'ServiceMonitor', 'Service'])
-  })
-
-  it('should reference only values that values.yaml defines', () => {
-    for (const t of templates) {
-      for (const [, path] of t.matchAll(/\.Values\.([A-Za-z0-9_.]+)/g)) {
-        const found = path.split('.').reduce<any>((o, k) => o?.[k], values)
-        expect(found, `.Values.${path}`).to.not.equal(undefined)
-      }
-    }
-  })
-})
-
 describe('container entry point', function () {
   this.timeout(60_000)
 

@@ -171,7 +171,7 @@ function call (fn: string, a: any[], scope: Scope): any {
     case 'trim': return String(a[0]).trim()
     case 'trimSuffix': return String(a[1]).endsWith(a[0]) ? String(a[1]).slice(0, -String(a[0]).length) : String(a[1])
     case 'replace': return String(a[2]).split(a[0]).join(a[1])
-    case 'printf': { let i = 1; return String(a[0]).replace(/%[sd]/g, () => String(a[i++])) }
+    case 'printf': { let i = 1; return String(a[0]).replace(/%s/g, () => String(a[i++])) } // %s only (Helm's numbers are float64)
     case 'toYaml': return truthy(a[0]) || typeof a[0] !== 'object' ? YAML.stringify(a[0]).trimEnd() : (Array.isArray(a[0]) ? '[]' : '{}')
     case 'toPrettyJson': return JSON.stringify(a[0], null, 2)
     case 'nindent': return '\n' + indentLines(a[0], String(a[1]))

@@ -22,10 +22,10 @@ WORKDIR /opt/herald
 COPY --from=build /src/node_modules node_modules
 COPY --from=build /src/build build
 COPY package.json ./
-COPY deploy/docker/entrypoint.sh deploy/docker/seed-publish.sh deploy/docker/init-shared.sh /usr/local/bin/
+COPY deploy/docker/entrypoint.sh deploy/docker/seed-publish.sh deploy/docker/seed-demo.sh deploy/docker/init-shared.sh /usr/local/bin/
 RUN ln -s /opt/herald/build/cli/heraldd.js /usr/local/bin/heraldd \
  && ln -s /opt/herald/build/cli/herald.js /usr/local/bin/herald \
- && chmod +x build/cli/heraldd.js build/cli/herald.js /usr/local/bin/entrypoint.sh /usr/local/bin/seed-publish.sh /usr/local/bin/init-shared.sh
+ && chmod +x build/cli/heraldd.js build/cli/herald.js /usr/local/bin/entrypoint.sh /usr/local/bin/seed-publish.sh /usr/local/bin/seed-demo.sh /usr/local/bin/init-shared.sh
 USER 10001:10001
 ENV HERALD_DATA_DIR=/var/lib/herald HERALD_API_HOST=127.0.0.1 HERALD_METRICS_HOST=0.0.0.0
 VOLUME /var/lib/herald

@@ -11,7 +11,7 @@ until node -e "fetch('$API/readyz').then(r => process.exit(r.ok ? 0 : 1), () => 
   sleep 1
 done
 DIR="${SAMPLE_DIR:-/var/lib/herald/sample}"
-node /opt/herald/build/test/fixtures/release-gen.js --out "$DIR/v1" --entries "${SAMPLE_ENTRIES:-20000}" --seed 1
-node /opt/herald/build/test/fixtures/release-gen.js --out "$DIR/v2" --seed 2 --next-of "$DIR/v1"
+node "${APP_DIR:-/opt/herald}/build/test/fixtures/release-gen.js" --out "$DIR/v1" --entries "${SAMPLE_ENTRIES:-20000}" --seed 1
+node "${APP_DIR:-/opt/herald}/build/test/fixtures/release-gen.js" --out "$DIR/v2" --seed 2 --next-of "$DIR/v1"
 herald --api "$API" publish sample@v1 "$DIR/v1"
 herald --api "$API" publish sample@v2 "$DIR/v2"

@@ -4,6 +4,7 @@
 import { expect } from 'chai'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +19,17 @@ async function imageUser (): Promise<{ uid: number, gid: number }> {
   const m = line?.match(/^USER (\d+):(\d+)\s*$/)
   if (m == null) throw new Error(`Dockerfile USER is not numeric uid:gid: ${String(line)}`)
   return { uid: Number(m[1]), gid: Number(m[2]) }
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => { resolve(port) })
+    })
+    s.on('error', reject)
+  })
 }
 
 interface Run { child: ChildProcess, output: () => string, exited: Promise<number | null> }
@@ -107,6 +119,36 @@ describe('compose demo volumes', function () {
     const seed = asImageUser(listenArgs, { HERALD_SEED: 'true', HERALD_DATA_DIR: await dataDir('seed'), EXPORT_PUBLISHER_KEY_TO: join(shared, 'publisher.pub') })
     expect(await seed.exited).to.equal(2)
     expect(seed.output()).to.include(`${shared} must be writable by uid ${UID}`).and.include('init-shared.sh')
+  })
+
+  it('should stop the demo seed on SIGTERM to its PID-1 shell with heraldd\'s own exit status', async () => {
+    const data = await dataDir('seed')
+    const port = await freePort()
+    const child = spawn('setpriv', [`--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', 'sh', join(root, 'deploy/docker/seed-demo.sh'), '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics-port', '0'], {
+      env: { ...env, HERALD_SEED: 'true', HERALD_DATA_DIR: data, HERALD_API_PORT: String(port), HERALD_API: `http://127.0.0.1:${port}`, APP_DIR: root, SAMPLE_DIR: join(data, 'sample'), SAMPLE_ENTRIES: '300' }
+    })
+    running.push(child)
+    let out = ''
+    const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`sample not published in 60 s:\n${out}`)) }, 60_000)
+      const onData = (b: Buffer): void => {
+        out += b.toString()
+        if (out.includes('published sample@v2')) { clearTimeout(timer); resolve() }
+      }
+      child.stdout.on('data', onData)
+      child.stderr.on('data', onData)
+      void exited.then(code => { clearTimeout(timer); reject(new Error(`exited ${String(code)}:\n${out}`)) })
+    })
+    // docker stop: SIGTERM to PID 1 (the shell) only
+    child.kill('SIGTERM')
+    expect(await exited, out).to.equal(0)
+    // heraldd went with it: its API port is free again
+    await new Promise<void>((resolve, reject) => {
+      const s = createServer()
+      s.once('error', reject)
+      s.listen(port, '127.0.0.1', () => { s.close(() => { resolve() }) })
+    })
   })
 
   it('should copy the seed key to a root-owned shared volume after the init step, and a lab should trust it', async () => {

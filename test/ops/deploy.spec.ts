@@ -29,15 +29,16 @@ describe('deployment files', () => {
       }
     }
     const dockerfile = read('Dockerfile')
-    for (const script of ['deploy/docker/entrypoint.sh', 'deploy/docker/seed-publish.sh']) {
+    for (const script of ['deploy/docker/entrypoint.sh', 'deploy/docker/seed-publish.sh', 'deploy/docker/seed-demo.sh', 'deploy/docker/init-shared.sh']) {
       expect(existsSync(join(root, script)), script).to.equal(true)
       expect(dockerfile).to.include(script)
     }
-    expect(compose.services.seed.entrypoint.join(' ')).to.include('entrypoint.sh start').and.include('seed-publish.sh')
+    expect(compose.services.seed.entrypoint).to.deep.equal(['seed-demo.sh'])
+    expect(read('deploy/docker/seed-demo.sh')).to.include('entrypoint.sh" start').and.include('seed-publish.sh')
     // what the scripts call exists in the build
     expect(existsSync(join(root, 'build/cli/heraldd.js'))).to.equal(true)
     expect(existsSync(join(root, 'build/cli/herald.js'))).to.equal(true)
-    expect(read('deploy/docker/seed-publish.sh')).to.include('/opt/herald/build/test/fixtures/release-gen.js')
+    expect(read('deploy/docker/seed-publish.sh')).to.include('"${APP_DIR:-/opt/herald}/build/test/fixtures/release-gen.js"')
     expect(existsSync(join(root, 'build/test/fixtures/release-gen.js'))).to.equal(true)
     expect(compose.services['lab-a'].environment.HERALD_TRUSTED_PUBLISHERS).to.equal('/shared/publisher.pub')
   })

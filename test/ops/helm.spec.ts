@@ -2,11 +2,12 @@
 // checked as a cluster would see it: the image's numeric user, the restricted Pod Security level, values
 // that must be set, the seed's input volume, config keys, and the optional monitoring objects.
 import { expect } from 'chai'
-import { readFileSync, readdirSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import YAML from 'yaml'
-import { parseConfig } from '../../daemon/config.js'
+import { loadConfig, parseConfig } from '../../daemon/config.js'
 import { renderChart, TemplateFail, type RenderOptions } from './helm-render.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
@@ -128,6 +129,40 @@ describe('helm chart', () => {
       expect(spec.volumes.find((v: any) => v.name === 'config').configMap.name).to.equal('herald-config')
     }
     expect(JSON.parse(find(render().docs, 'ConfigMap', 'herald-config').data['lab.json'])).to.deep.equal({})
+  })
+
+  it('should give each daemon an environment and config file that heraldd\'s config loader accepts, on the chart\'s ports', () => {
+    // the image's ENV line, as the container starts with it
+    const imageEnv = Object.fromEntries([...readFileSync(join(root, 'Dockerfile'), 'utf8').matchAll(/^ENV (.+)$/gm)]
+      .flatMap(m => m[1].trim().split(/\s+/)).map(kv => kv.split('=') as [string, string]))
+    expect(imageEnv.HERALD_METRICS_HOST).to.equal('0.0.0.0')
+    const { docs } = render({ p2pPort: 5000, metricsPort: 9555, config: { dht: { provideChunks: false } }, lab: { config: { fetch: { hedgeAfterMs: 3000 } } } })
+    const cm = find(docs, 'ConfigMap', 'herald-config')
+    const dir = mkdtempSync(join(tmpdir(), 'herald-chart-'))
+    try {
+      for (const kind of ['StatefulSet', 'DaemonSet']) {
+        const c = find(docs, kind).spec.template.spec.containers[0]
+        const env: Record<string, string> = { ...imageEnv, ...Object.fromEntries(c.env.map((e: any) => [e.name, e.value])) }
+        const file = join(dir, env.HERALD_CONFIG.split('/').at(-1)!)
+        writeFileSync(file, cm.data[env.HERALD_CONFIG.split('/').at(-1)!])
+        env.HERALD_CONFIG = file
+        const config = loadConfig({}, env)
+        expect(config.seed, kind).to.equal(kind === 'StatefulSet')
+        expect(config.listen, kind).to.deep.equal(['/ip4/0.0.0.0/tcp/5000'])
+        expect(c.ports.find((p: any) => p.name === 'p2p').containerPort).to.equal(5000)
+        // the probes reach the metrics listener from outside the pod
+        expect(config.metrics, kind).to.include({ host: '0.0.0.0', port: 9555 })
+        expect(c.ports.find((p: any) => p.name === 'metrics').containerPort).to.equal(9555)
+        expect(config.dht.provideChunks, kind).to.equal(false)
+        if (kind === 'DaemonSet') {
+          expect(config.trustedPublishers).to.deep.equal([KEY])
+          expect(config.bootstrap).to.deep.equal(['/dns4/herald-seed/tcp/5000'])
+          expect(config.fetch.hedgeAfterMs).to.equal(3000)
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('should create the ServiceMonitor and PrometheusRule only where the CRDs exist, with their labels', () => {

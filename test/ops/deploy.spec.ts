@@ -29,15 +29,16 @@ describe('deployment files', () => {
       }
     }
     const dockerfile = read('Dockerfile')
-    for (const script of ['deploy/docker/entrypoint.sh', 'deploy/docker/seed-publish.sh']) {
+    for (const script of ['deploy/docker/entrypoint.sh', 'deploy/docker/seed-publish.sh', 'deploy/docker/seed-demo.sh', 'deploy/docker/init-shared.sh']) {
       expect(existsSync(join(root, script)), script).to.equal(true)
       expect(dockerfile).to.include(script)
     }
-    expect(compose.services.seed.entrypoint.join(' ')).to.include('entrypoint.sh start').and.include('seed-publish.sh')
+    expect(compose.services.seed.entrypoint).to.deep.equal(['seed-demo.sh'])
+    expect(read('deploy/docker/seed-demo.sh')).to.include('entrypoint.sh" start').and.include('seed-publish.sh')
     // what the scripts call exists in the build
     expect(existsSync(join(root, 'build/cli/heraldd.js'))).to.equal(true)
     expect(existsSync(join(root, 'build/cli/herald.js'))).to.equal(true)
-    expect(read('deploy/docker/seed-publish.sh')).to.include('/opt/herald/build/test/fixtures/release-gen.js')
+    expect(read('deploy/docker/seed-publish.sh')).to.include('"${APP_DIR:-/opt/herald}/build/test/fixtures/release-gen.js"')
     expect(existsSync(join(root, 'build/test/fixtures/release-gen.js'))).to.equal(true)
     expect(compose.services['lab-a'].environment.HERALD_TRUSTED_PUBLISHERS).to.equal('/shared/publisher.pub')
   })
@@ -71,41 +72,6 @@ describe('deployment files', () => {
   it('should have a hardened systemd unit', () => {
     const unit = read('deploy/systemd/heraldd.service')
     for (const line of ['User=herald', 'NoNewPrivileges=true', 'ProtectSystem=strict', 'ReadWritePaths=/var/lib/herald', 'Restart=on-failure']) expect(unit).to.include(line)
-  })
-})
-
-describe('helm chart', () => {
-  const chart = join(root, 'deploy/helm/herald')
-  const values = YAML.parse(readFileSync(join(chart, 'values.yaml'), 'utf8'))
-  const templates = ['seed.yaml', 'lab.yaml', 'servicemonitor.yaml'].map(f => readFileSync(join(chart, 'templates', f), 'utf8'))
-
-  /** A stand-in for `helm template` (no helm here): directives out, values in, then plain YAML. */
-  function render (text: string): string {
-    return text.split('\n')
-      .filter(l => !/^\s*\{\{-?\s*(if|end|else)\b.*\}\}\s*$/.test(l))
-      .map(l => l.replace(/^(\s*)\{\{-\s*(include|toYaml)\b.*\}\}\s*$/, '$1rendered: block'))
-      .map(l => l.replace(/\{\{-?\s*[^}]*\}\}/g, 'X'))
-      .join('\n')
-  }
-
-  it('should parse as YAML with the workloads a cluster needs', () => {
-    const kinds: string[] = []
-    for (const t of templates) {
-      for (const doc of YAML.parseAllDocuments(render(t))) {
-        expect(doc.errors.map(e => e.message)).to.deep.equal([])
-        kinds.push(doc.toJS().kind)
-      }
-    }
-    expect(kinds).to.include.members(['StatefulSet', 'DaemonSet', 'ServiceMonitor', 'Service'])
-  })
-
-  it('should reference only values that values.yaml defines', () => {
-    for (const t of templates) {
-      for (const [, path] of t.matchAll(/\.Values\.([A-Za-z0-9_.]+)/g)) {
-        const found = path.split('.').reduce<any>((o, k) => o?.[k], values)
-        expect(found, `.Values.${path}`).to.not.equal(undefined)
-      }
-    }
   })
 })
 

@@ -10,12 +10,15 @@ export const HTTP_STATUS_BY_CODE: Record<string, number> = {
   INVALID_CID: 400,
   INVALID_CONFIG: 400,
   UNAUTHORIZED: 401,
+  OUT_NOT_ALLOWED: 403,
   NOT_FOUND: 404,
   RELEASE_NOT_FOUND: 404,
   FETCH_NOT_FOUND: 404,
   CONFLICT: 409,
   GC_BUSY: 409,
   NOT_PUBLISHER: 409,
+  TARGET_NOT_EMPTY: 409,
+  MISDIRECTED_HOST: 421,
   UNTRUSTED_PUBLISHER: 422,
   BAD_SIGNATURE: 422,
   RELEASE_REPLAY: 422,
@@ -34,6 +37,7 @@ export const HTTP_STATUS_BY_CODE: Record<string, number> = {
 export function exitCodeFor (code: string | undefined): number {
   switch (code) {
     case 'BAD_REQUEST': case 'INVALID_ARGUMENT': case 'INVALID_NAME': case 'INVALID_PATH': case 'INVALID_CID': case 'INVALID_CONFIG':
+    case 'OUT_NOT_ALLOWED': case 'TARGET_NOT_EMPTY':
       return 2
     case 'NOT_FOUND': case 'RELEASE_NOT_FOUND': case 'FETCH_NOT_FOUND':
       return 3

@@ -15,6 +15,7 @@ import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '.
 import { Announcer } from '../announce/announcer.js'
 import { releasesDir, type HeraldConfig } from '../config.js'
 import { HeraldError } from '../errors.js'
+import { RepeatWarning } from '../repeat-warning.js'
 import { PeerStats } from '../fetch/peer-stats.js'
 import { HolderDiscovery } from '../fetch/holder-discovery.js'
 import { DeltaFailedError, FetchScheduler } from '../fetch/scheduler.js'
@@ -58,6 +59,7 @@ export class HeraldNode implements HeraldService {
   readonly #trusted: Array<Uint8Array | string>
   readonly #metrics?: HeraldMetrics
   readonly #log: Log
+  readonly #bootstrapWarning: RepeatWarning
   readonly #swarms = new Map<string, ReleaseSwarm>()
   readonly #jobs = new Map<string, FetchJob>()
   readonly #startedAt = Date.now()
@@ -79,6 +81,7 @@ export class HeraldNode implements HeraldService {
     this.#publisherKey = init.publisherKey
     this.#metrics = init.metrics
     this.#log = init.log
+    this.#bootstrapWarning = new RepeatWarning(init.log)
     this.#trusted = trusted
     this.#publisher = new Publisher(store, init.config.publish)
     this.announcer = new Announcer({
@@ -213,7 +216,7 @@ export class HeraldNode implements HeraldService {
         const conn = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(10_000) })
         await this.#identifySeed(conn.remotePeer)
       } catch (err: any) {
-        this.#log.debug({ addr, err: err.message }, 'bootstrap dial failed')
+        this.#bootstrapWarning.warn(addr, { addr, err: err.message }, 'bootstrap dial failed')
       }
     }
   }
@@ -553,9 +556,10 @@ export class HeraldNode implements HeraldService {
       libp2p: this.libp2p,
       have: this.libp2p.services.have,
       swarm,
-      isSeed: async (peer) => await this.#identifySeed(peer),
-      onPeers: (n) => { job.progress.peers = n }
+      isSeed: async (peer) => await this.#identifySeed(peer)
     })
+    // progress.peers counts the sources (peers and seed) that have sent this fetch bytes
+    const senders = new Set<string>()
     discovery.start(signal)
     const cfg = this.config
     this.#activeTransfers++
@@ -589,7 +593,7 @@ export class HeraldNode implements HeraldService {
         this.#metrics?.fetchReceivedBytesTotal.inc({ source, encoding }, wireBytes)
         this.#metrics?.fetchVerifiedBytesTotal.inc({ source }, rawBytes)
         this.#metrics?.releaseReceivedBytesTotal.inc({ release: job.name, source }, wireBytes)
-        void peerId
+        job.progress.peers = senders.add(peerId).size
       },
       onRequest: (_peerId, seed, result, seconds) => {
         const source = seed ? 'seed' : 'peer'

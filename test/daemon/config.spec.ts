@@ -12,7 +12,7 @@ describe('config', () => {
 
   it('should fill defaults', () => {
     const c = parseConfig({ dataDir: dir })
-    expect(c.api).to.deep.equal({ host: '127.0.0.1', port: 7480 })
+    expect(c.api).to.deep.equal({ host: '127.0.0.1', port: 7480, allowedHosts: [] })
     expect(c.listen).to.deep.equal(['/ip4/0.0.0.0/tcp/4480'])
     expect(c.limits.batchSize).to.equal(8)
     expect(c.seed).to.equal(false)

@@ -77,28 +77,32 @@ const Multiaddrs = z.array(z.string()).superRefine((addrs, ctx) => {
 })
 
 /**
- * Trusted publisher entries: a key's text form, or the path of a file holding one (entries starting with
- * `/`, `./`, `../`, as daemon/node/trust.ts reads them); a `names=` prefix scoping an entry is skipped here.
+ * The problem with one trusted-publisher entry, or undefined: a key's text form, or the path of a file
+ * holding one (entries starting with `/`, `./`, `../`, as daemon/node/trust.ts reads them).
  */
+export function trustEntryProblem (entry: string): string | undefined {
+  const isFile = entry.startsWith('/') || entry.startsWith('./') || entry.startsWith('../')
+  let text = entry
+  if (isFile) {
+    try {
+      text = readFileSync(entry, 'utf8')
+    } catch (err: any) {
+      return `cannot read key file ${entry}: ${String(err.code ?? err.message)}`
+    }
+  }
+  try {
+    parsePublisherKey(text)
+    return undefined
+  } catch (err: any) {
+    const what = isFile ? `key file ${entry} does not hold a publisher key` : `${JSON.stringify(entry)} is not a publisher key (nor a key file path starting with /, ./ or ../)`
+    return `${what}: ${String(err.message)}`
+  }
+}
+
 const TrustEntries = z.array(z.string()).superRefine((entries, ctx) => {
   entries.forEach((entry, i) => {
-    const value = /^[^/=.][^/=]*=/.test(entry) && !entry.startsWith('ed25519:') ? entry.slice(entry.indexOf('=') + 1) : entry
-    const isFile = value.startsWith('/') || value.startsWith('./') || value.startsWith('../')
-    let text = value
-    if (isFile) {
-      try {
-        text = readFileSync(value, 'utf8')
-      } catch (err: any) {
-        ctx.addIssue({ code: 'custom', path: [i], message: `cannot read key file ${value}: ${String(err.code ?? err.message)}` })
-        return
-      }
-    }
-    try {
-      parsePublisherKey(text)
-    } catch (err: any) {
-      const what = isFile ? `key file ${value} does not hold a publisher key` : `${JSON.stringify(value)} is not a publisher key (nor a key file path starting with /, ./ or ../)`
-      ctx.addIssue({ code: 'custom', path: [i], message: `${what}: ${String(err.message)}` })
-    }
+    const problem = trustEntryProblem(entry)
+    if (problem != null) ctx.addIssue({ code: 'custom', path: [i], message: problem })
   })
 })
 

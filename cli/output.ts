@@ -98,7 +98,8 @@ export function progressLine (p: FetchProgress, rate: number | undefined, width:
   const wire = p.wireBytes.peer + p.wireBytes.seed
   const text = {
     percent: `${Math.floor(frac * 100)}%`.padStart(4),
-    amounts: `${bytes(done)}/${bytes(need)}`,
+    // before the manifest is in, the size is unknown: say what is happening instead of 0 B/0 B
+    amounts: p.totalChunks === 0 && (p.state === 'resolving' || p.state === 'planning') ? `${p.state}…` : `${bytes(done)}/${bytes(need)}`,
     eta: `ETA ${p.state === 'done' ? '0s' : eta(rate != null && rate > 0 ? (need - done) / rate : undefined)}`,
     rate: `${rate != null ? bytes(rate) : '--'}/s`,
     full: `peers ${bytes(p.wireBytes.peer)} seed ${bytes(p.wireBytes.seed)}`,

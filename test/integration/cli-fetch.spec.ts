@@ -35,6 +35,7 @@ async function herald (args: string[], opts: { cwd?: string, env?: Record<string
  * carriage return) starts a new line; other ANSI sequences are removed.
  */
 function screenLines (raw: string): string[] {
+  // eslint-disable-next-line no-control-regex
   return raw.replace(/\x1b\[\d*G|\x1b8/g, '\r').replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '').split(/\r\n|\r|\n/).filter(l => l.trim() !== '')
 }
 

@@ -97,4 +97,18 @@ describe('heraldd start with a bad configuration', function () {
       await lab.stop()
     }
   })
+
+  it('should warn at start when the API or metrics listener is reachable from other hosts, and not on loopback', async () => {
+    const open = await DaemonProcess.start({ dataDir: join(dir, 'open'), logLevel: 'warn', config: { api: { host: '0.0.0.0', port: 0 }, metrics: { host: '0.0.0.0', port: 0, enabled: true } } })
+    const closed = await DaemonProcess.start({ dataDir: join(dir, 'closed'), logLevel: 'warn' })
+    try {
+      const warnings = open.output.split('\n').filter(l => l.includes('reachable from other hosts')).map(l => JSON.parse(l))
+      expect(warnings.map(w => [w.level, w.api ?? w.metrics])).to.deep.equal([[40, '0.0.0.0'], [40, '0.0.0.0']])
+      expect(warnings[0].msg).to.match(/^the api listener is bound to 0\.0\.0\.0.*GET routes answer without the token/)
+      expect(closed.output).to.not.include('reachable from other hosts')
+    } finally {
+      await open.stop()
+      await closed.stop()
+    }
+  })
 })

@@ -6,7 +6,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Command } from 'commander'
 import { ApiClient, ApiError } from '../daemon/api/client.js'
-import { DEFAULT_API_PORT } from '../daemon/config.js'
+import { DEFAULT_API_PORT, unknownEnv } from '../daemon/config.js'
 import { exitCodeFor } from '../daemon/errors.js'
 import { VERSION } from '../daemon/node/libp2p.js'
 import { bytes, pct, progressReporter, seconds, summary, table } from './output.js'
@@ -210,5 +210,10 @@ program.command('rollback <dataset>').description('switch `current` back to the 
     const r = await client().rollback(dataset, opts.to)
     out(r, () => `${r.dataset}: current ${r.from ?? '(none)'} → ${r.to}`)
   }))
+
+// a typo in a variable name would otherwise go unnoticed (heraldd's variables are known too: they often
+// share one environment file)
+const unknown = unknownEnv(process.env)
+if (unknown.length > 0) console.error(`herald: warning: unknown environment variable${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (herald reads HERALD_API, HERALD_API_TOKEN, HERALD_DATA_DIR)`)
 
 program.parseAsync().catch(err => { console.error(err); process.exit(1) })

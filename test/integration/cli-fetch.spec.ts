@@ -132,15 +132,22 @@ describe('herald fetch in a terminal, --out and the API guards', function () {
     expect(done.state).to.equal('done')
   })
 
-  it('should count in progress.peers the sources that sent bytes', async () => {
-    const started = await lab.client.startFetch({ name: 'demo@3' })
-    const events: FetchProgress[] = []
-    const final = await lab.client.followFetch(started.id, p => events.push(p))
-    expect(final.state).to.equal('done')
-    const withBytes = events.filter(e => e.wireBytes.seed + e.wireBytes.peer > 0)
-    expect(withBytes.length).to.be.greaterThan(0)
-    // only the seed holds demo@3: exactly one source, from the first event that reports its bytes
-    for (const e of withBytes) expect(e.peers, JSON.stringify(e)).to.equal(1)
+  it('should count in progress.peers the sources that sent bytes, not the holders it knows of', async () => {
+    expect((await lab.fetch('demo@3')).state).to.equal('done')
+    // B knows two holders, the lab and the seed; the seed is not asked while the lab delivers
+    const b = await DaemonProcess.start({ dataDir: join(dir, 'b'), bootstrap: [...lab.listen, ...seed.listen], trust: [await seed.publisherKey()], config: { fetch: { seedDeadlineMs: 20_000 } } })
+    try {
+      const started = await b.client.startFetch({ name: 'demo@3' })
+      const events: FetchProgress[] = []
+      const final = await b.client.followFetch(started.id, p => events.push(p))
+      expect(final.state).to.equal('done')
+      expect(final.wireBytes.seed, 'precondition: only the lab sent bytes').to.equal(0)
+      const withBytes = events.filter(e => e.wireBytes.seed + e.wireBytes.peer > 0)
+      expect(withBytes.length).to.be.greaterThan(0)
+      for (const e of withBytes) expect(e.peers, JSON.stringify(e)).to.equal(1)
+    } finally {
+      await b.stop()
+    }
   })
 
   it('should resolve a relative --out against the CLI\'s directory, and refuse a non-empty target without --force', async () => {

@@ -62,6 +62,8 @@ const program = new Command()
   .option('--json', 'machine-readable output: one JSON document on stdout')
   .option('--no-progress', 'no progress bar')
   .addHelpText('after', EPILOG)
+  // a usage error (unknown option, bad value) is exit status 2
+  .exitOverride(err => process.exit(err.exitCode === 0 ? 0 : 2))
 
 let tokenSearch: string[] = []
 

@@ -243,5 +243,8 @@ describe('herald fetch in a terminal, --out and the API guards', function () {
     const help = await herald(['--help'])
     expect(help.stdout).to.include('--data-dir').and.include('HERALD_DATA_DIR').and.include('HERALD_API_TOKEN').and.include('HERALD_API ')
     expect(help.stdout).to.match(/Exit status:[\s\S]*\n {2}2 {2}bad usage[\s\S]*\n {2}5 {2}network/)
+    const usage = await herald(['fetch', '--bogus', 'demo@1'])
+    expect(usage.code).to.equal(2)
+    expect(usage.stderr).to.match(/unknown option '--bogus'/)
   })
 })

@@ -65,6 +65,13 @@ describe('heraldd start with a bad configuration', function () {
     expectConfigError(await heraldd(['start', '--data-dir', data, '--listen', '127.0.3.4:23031']), /listen\.0: "127\.0\.3\.4:23031" is not a multiaddr.*\(write \/ip4\/127\.0\.3\.4\/tcp\/23031\)/)
   })
 
+  it('should exit 2 on a flag value commander refuses', async () => {
+    const r = await heraldd(['start', '--data-dir', join(dir, 'data'), '--api-port', 'eighty'])
+    expect(r.code).to.equal(2)
+    expect(r.stderr).to.match(/--api-port <port>' argument 'eighty' is invalid/)
+    expect(existsSync(join(dir, 'data'))).to.equal(false)
+  })
+
   it('should name every unknown HERALD_ variable', async () => {
     const r = await heraldd(['start', '--data-dir', join(dir, 'data')], { HERALD_APIPORT: '1', HERALD_TRUSTED_PUBLISHER: 'x' })
     expectConfigError(r, /unknown environment variables HERALD_APIPORT, HERALD_TRUSTED_PUBLISHER \(known:/)

@@ -93,7 +93,7 @@ export async function startDaemon (config: HeraldConfig): Promise<RunningDaemon>
     for (const [what, host] of [['api', config.api.host], ['metrics', config.metrics.enabled ? config.metrics.host : '127.0.0.1']]) {
       if (isPublicBind(host)) log.warn({ [what]: host }, `the ${what} listener is bound to ${host}, reachable from other hosts: ${what === 'api' ? 'GET routes answer without the token' : 'metrics and readiness are public'}; bind it to 127.0.0.1 unless a firewall or proxy guards it`)
     }
-        log.info({ api: api.url, metrics: metricsUrl, peerId: node.peerId, listen: node.listenAddrs() }, 'ready')
+    log.info({ api: api.url, metrics: metricsUrl, peerId: node.peerId, listen: node.listenAddrs() }, 'ready')
     let stopping: Promise<void> | undefined
     return {
       node,

@@ -48,7 +48,8 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
   })
   // against DNS rebinding: a browser page of another origin reaches the API only under a name it controls
   app.addHook('onRequest', async (req, reply) => {
-    if (req.url === '/healthz' || req.url === '/readyz') return
+    const path = req.url.split('?')[0]
+    if (path === '/healthz' || path === '/readyz') return
     if (!hostAllowed(req.headers.host, [opts.host, ...opts.allowedHosts ?? []])) {
       await reply.code(421).send({ code: 'MISDIRECTED_HOST', message: `Host ${JSON.stringify(req.headers.host ?? '')} is not a name of this API (loopback names, api.host and api.allowedHosts are accepted)` })
     }

@@ -1,41 +1,81 @@
 #!/usr/bin/env node
 // `herald`: a thin client of the local heraldd API.
 import '../protocol/polyfill.js'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Command } from 'commander'
 import { ApiClient, ApiError } from '../daemon/api/client.js'
-import { DEFAULT_API_PORT } from '../daemon/config.js'
+import { DEFAULT_API_PORT, unknownEnv } from '../daemon/config.js'
 import { exitCodeFor } from '../daemon/errors.js'
 import { VERSION } from '../daemon/node/libp2p.js'
 import { bytes, pct, progressReporter, seconds, summary, table } from './output.js'
 
-interface Globals { api?: string, token?: string, json?: boolean, progress?: boolean }
+interface Globals { api?: string, token?: string, dataDir?: string, json?: boolean, progress?: boolean }
 
-function findToken (): string | undefined {
-  const dirs = [process.env.HERALD_DATA_DIR, '/var/lib/herald', join(homedir(), '.herald')].filter((d): d is string => d != null && d !== '')
-  for (const d of dirs) {
+/** The data directories whose api.token the CLI reads: --data-dir, else HERALD_DATA_DIR, else the defaults. */
+function tokenDirs (dataDir: string | undefined): string[] {
+  if (dataDir != null && dataDir !== '') return [resolve(dataDir)]
+  const env = process.env.HERALD_DATA_DIR
+  if (env != null && env !== '') return [resolve(env)]
+  return ['/var/lib/herald', join(homedir(), '.herald')]
+}
+
+/** The API token and where it came from, or the paths looked at and why each failed. */
+function findToken (dataDir: string | undefined): { token?: string, tried: string[] } {
+  const tried: string[] = []
+  for (const d of tokenDirs(dataDir)) {
     const p = join(d, 'api.token')
     try {
-      if (existsSync(p)) return readFileSync(p, 'utf8').trim()
-    } catch {}
+      return { token: readFileSync(p, 'utf8').trim(), tried }
+    } catch (err: any) {
+      tried.push(`${p} (${err.code === 'ENOENT' ? 'not found' : err.code === 'EACCES' ? 'permission denied' : String(err.code ?? err.message)})`)
+    }
   }
-  return undefined
+  return { tried }
 }
+
+const EPILOG = `
+Environment:
+  HERALD_API        heraldd API URL (default http://127.0.0.1:${DEFAULT_API_PORT}); --api overrides it
+  HERALD_API_TOKEN  API token; --token overrides it
+  HERALD_DATA_DIR   data directory whose api.token is read when no token is given; --data-dir overrides it
+                    (default /var/lib/herald, then ~/.herald)
+
+Exit status:
+  0  success
+  1  other errors (including a missing or wrong API token)
+  2  bad usage or input: invalid name, path or argument, an --out the daemon may not write, configuration
+  3  not found: no such release or fetch
+  4  trust or verification failed: untrusted publisher, bad signature, hash mismatch, verify found damage
+  5  network: heraldd unreachable, no peer could provide the release
+  6  local resources: store locked by another heraldd, disk full, gc busy
+  130 interrupted (Ctrl-C); a fetch goes on in heraldd`
 
 const program = new Command()
   .name('herald')
   .description('Fetch, publish and manage versioned datasets through the local heraldd')
   .version(VERSION)
-  .option('--api <url>', 'heraldd API URL (env HERALD_API)', process.env.HERALD_API ?? `http://127.0.0.1:${DEFAULT_API_PORT}`)
+  .option('--api <url>', 'heraldd API URL (env HERALD_API)', process.env.HERALD_API != null && process.env.HERALD_API !== '' ? process.env.HERALD_API : `http://127.0.0.1:${DEFAULT_API_PORT}`)
   .option('--token <token>', 'API token (env HERALD_API_TOKEN, else <data dir>/api.token)')
+  .option('-d, --data-dir <dir>', 'heraldd data directory to read api.token from (env HERALD_DATA_DIR)')
   .option('--json', 'machine-readable output: one JSON document on stdout')
   .option('--no-progress', 'no progress bar')
+  .addHelpText('after', EPILOG)
+  // a usage error (unknown option, bad value) is exit status 2
+  .exitOverride(err => process.exit(err.exitCode === 0 ? 0 : 2))
+
+let tokenSearch: string[] = []
 
 function client (): ApiClient {
   const g = program.opts<Globals>()
-  return new ApiClient({ url: g.api!, token: g.token ?? process.env.HERALD_API_TOKEN ?? findToken() })
+  let token = g.token ?? (process.env.HERALD_API_TOKEN !== '' ? process.env.HERALD_API_TOKEN : undefined)
+  if (token == null) {
+    const found = findToken(g.dataDir)
+    token = found.token
+    tokenSearch = found.tried
+  }
+  return new ApiClient({ url: g.api!, token })
 }
 
 function json (): boolean { return program.opts<Globals>().json === true }
@@ -50,6 +90,9 @@ function run (fn: (...args: any[]) => Promise<void>): (...args: any[]) => Promis
       await fn(...args)
     } catch (err: any) {
       if (err instanceof ApiError || typeof err?.code === 'string') {
+        if (err.code === 'UNAUTHORIZED' && tokenSearch.length > 0) {
+          err.message = `no API token: looked for ${tokenSearch.join(', ')}; give --token, HERALD_API_TOKEN or --data-dir (the daemon's data directory)`
+        }
         if (json()) console.log(JSON.stringify({ error: { code: err.code, message: err.message } }))
         console.error(`herald: ${err.message as string}`)
         process.exit(exitCodeFor(err.code))
@@ -77,20 +120,20 @@ program.command('publish <name> <dir>')
 
 program.command('fetch <name>')
   .description('fetch a release (only what the local store lacks) and switch it into place')
-  .option('--out <dir>', 'materialize under this directory instead of the daemon\'s releases dir')
+  .option('--out <dir>', 'materialize under this directory (relative to the current directory) instead of the daemon\'s releases dir; it must be inside the data dir or a root in the daemon\'s fetch.outRoots')
+  .option('--force', 'with --out: replace a non-empty <out>/<dataset>/<version> that Herald did not make')
   .option('--detach', 'start the fetch and return at once')
-  .action(run(async (name: string, opts: { out?: string, detach?: boolean }) => {
+  .action(run(async (name: string, opts: { out?: string, force?: boolean, detach?: boolean }) => {
     const api = client()
-    const started = await api.startFetch({ name, out: opts.out != null ? resolve(opts.out) : undefined })
+    const started = await api.startFetch({ name, out: opts.out != null ? resolve(opts.out) : undefined, force: opts.force === true ? true : undefined })
     if (opts.detach === true) { out(started, () => `fetch ${started.id} started for ${name}`); return }
     const showBar = !json() && program.opts<Globals>().progress !== false
     const reporter = showBar ? progressReporter(process.stderr.isTTY === true) : undefined
     const controller = new AbortController()
-    let interrupts = 0
-    process.on('SIGINT', () => {
-      if (++interrupts > 1) process.exit(130)
+    // Ctrl-C only stops following: the fetch is heraldd's and goes on; `herald fetch <name>` again follows it
+    process.once('SIGINT', () => {
       reporter?.stop()
-      console.error(`\nherald: detached; heraldd keeps fetching ${name} (herald status shows it). Ctrl-C again to exit now.`)
+      console.error(`\nherald: stopped following; heraldd goes on fetching ${name} (herald status shows it, herald fetch ${name} follows it again)`)
       controller.abort()
       process.exit(130)
     })
@@ -104,10 +147,16 @@ program.command('plan <name>')
   .description('show what fetching a release would move, before fetching it')
   .action(run(async (name: string) => {
     const p = await client().plan(name)
-    out(p, () => [`${p.name}: release ${bytes(p.releaseBytes)} in ${p.releaseChunks} chunks`,
-      `  already held locally: ${bytes(p.reusedBytes)} (${p.reusedChunks} chunks)`,
-      `  to move: ${bytes(p.toMove.total)} (${pct(p.toMove.total, p.releaseBytes)} of the release)`,
-      `    delta objects ${bytes(p.toMove.delta)} for ${p.deltaChunks} chunks, compressed chunks ${bytes(p.toMove.compressed)}, raw chunks ${bytes(p.toMove.raw)}, manifest ${bytes(p.toMove.manifest)}`].join('\n'))
+    out(p, () => {
+      const chunks = p.toMove.raw + p.toMove.compressed + p.toMove.delta
+      // the manifest is not part of the release's bytes: for a tiny release it can be larger than the chunks
+      const share = chunks <= p.releaseBytes ? ` (${pct(chunks, p.releaseBytes)} of the release)` : ''
+      return [`${p.name}: release ${bytes(p.releaseBytes)} in ${p.releaseChunks} chunks`,
+        `  already held locally: ${bytes(p.reusedBytes)} (${p.reusedChunks} chunks)`,
+        `  chunks to move: ${bytes(chunks)}${share}: delta objects ${bytes(p.toMove.delta)} for ${p.deltaChunks} chunks, compressed chunks ${bytes(p.toMove.compressed)}, raw chunks ${bytes(p.toMove.raw)}`,
+        `  manifest: ${bytes(p.toMove.manifest)}${p.toMove.manifest === 0 ? ' (held locally)' : ''}`,
+        `  to move: ${bytes(p.toMove.total)} in all`].join('\n')
+    })
   }))
 
 program.command('ls').description('list releases in the local store').action(run(async () => {
@@ -123,16 +172,17 @@ program.command('status').description('daemon status: peers, store, bytes by sou
       `listening ${s.listenAddrs.join(' ')}`,
       `peers ${s.peers}, DHT routing table ${s.dhtRoutingTableSize}, provide backlog ${s.provideBacklog}`,
       `store ${s.store.chunks} chunks, ${bytes(s.store.bytes)} (${bytes(s.store.diskBytes)} on disk), ${s.store.releases} releases, ${s.store.pins} pinned`,
-      `received ${bytes(s.received.peer)} from peers, ${bytes(s.received.seed)} from the seed; served ${bytes(s.served)}`
+      `wire bytes since start (as sent, compressed or delta-encoded): received ${bytes(s.received.peer)} from peers, ${bytes(s.received.seed)} from the seed; served ${bytes(s.served)}`
     ]
-    for (const f of s.fetches) lines.push(`fetch ${f.name}: ${f.state} ${bytes(f.doneBytes)}/${bytes(f.totalBytes - f.reusedBytes)}`)
+    for (const f of s.fetches) lines.push(`fetch ${f.name}: ${f.state}, release bytes ${bytes(f.doneBytes)}/${bytes(f.totalBytes - f.reusedBytes)}`)
     return lines.join('\n')
   })
 }))
 
 program.command('peers').description('connected peers with RTT and throughput').action(run(async () => {
   const ps = await client().peers()
-  out(ps, () => ps.length === 0 ? 'no peers' : table(ps.map(p => ({ peer: p.peerId, seed: p.seed ? 'yes' : '', rtt: p.rttMs != null ? `${p.rttMs.toFixed(0)} ms` : '', throughput: p.throughput != null ? `${bytes(p.throughput)}/s` : '', received: bytes(p.bytesReceived), sent: bytes(p.bytesSent), penalties: p.penalties })), ['peer', 'seed', 'rtt', 'throughput', 'received', 'sent', 'penalties']))
+  out(ps, () => ps.length === 0 ? 'no peers' : table(ps.map(p => ({ peer: p.peerId, seed: p.seed ? 'yes' : '', rtt: p.rttMs != null ? `${p.rttMs.toFixed(0)} ms` : '', throughput: p.throughput != null ? `${bytes(p.throughput)}/s` : '', 'received (decoded)': bytes(p.bytesReceived), 'sent (wire)': bytes(p.bytesSent), penalties: p.penalties })), ['peer', 'seed', 'rtt', 'throughput', 'received (decoded)', 'sent (wire)', 'penalties']) +
+    '\nreceived: chunk and delta bytes after decompression; sent: bytes on the wire (compressed when stored so)')
 }))
 
 program.command('pin <name>').description('keep a release (its chunks survive gc)').action(run(async (name: string) => {
@@ -172,5 +222,10 @@ program.command('rollback <dataset>').description('switch `current` one step bac
     const r = await client().rollback(dataset, opts.to)
     out(r, () => `${r.dataset}: current ${r.from ?? '(none)'} → ${r.to}`)
   }))
+
+// a typo in a variable name would otherwise go unnoticed (heraldd's variables are known too: they often
+// share one environment file)
+const unknown = unknownEnv(process.env)
+if (unknown.length > 0) console.error(`herald: warning: unknown environment variable${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (herald reads HERALD_API, HERALD_API_TOKEN, HERALD_DATA_DIR)`)
 
 program.parseAsync().catch(err => { console.error(err); process.exit(1) })

@@ -53,6 +53,8 @@ const program = new Command()
   .name('heraldd')
   .description('Herald daemon: fetches, verifies and serves versioned datasets peer to peer')
   .version(VERSION)
+  // a usage error (unknown option, bad value) is exit status 2, like a configuration error
+  .exitOverride(err => process.exit(err.exitCode === 0 ? 0 : 2))
 
 function common (cmd: Command): Command {
   return cmd

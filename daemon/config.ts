@@ -2,9 +2,12 @@
 // Unknown keys are rejected at every level, so a typo never silently falls back to a default.
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { isAbsolute, join, resolve } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
+import { parsePublisherKey } from '../protocol/release.js'
 import { HeraldError } from './errors.js'
+import { parseTrustEntry } from './node/trust.js'
 
 export const DEFAULT_P2P_PORT = 4480
 export const DEFAULT_API_PORT = 7480
@@ -37,7 +40,9 @@ const FetchSchema = z.object({
   /** one request's hard timeout, ms */
   requestTimeoutMs: z.number().int().min(1_000).default(30_000),
   /** give up when no source made progress for this long, ms */
-  stallTimeoutMs: z.number().int().min(1_000).default(120_000)
+  stallTimeoutMs: z.number().int().min(1_000).default(120_000),
+  /** absolute directories `herald fetch --out` may write under, besides the data dir and releasesDir */
+  outRoots: z.array(z.string().refine(isAbsolute, 'must be an absolute path')).default([])
 }).strict()
 
 const PublishSchema = z.object({
@@ -53,15 +58,70 @@ const PublishSchema = z.object({
   threads: z.number().int().min(0).max(256).default(0)
 }).strict()
 
+/** `/ip4/1.2.3.4/tcp/4480` for `1.2.3.4:4480`, `/dns4/host/tcp/4480` for `host:4480`: a hint for a common mistake. */
+function multiaddrHint (text: string): string {
+  const m = /^\[?([\w.:-]+?)\]?:(\d{1,5})$/.exec(text.trim())
+  if (m == null) return ''
+  const proto = /^\d+\.\d+\.\d+\.\d+$/.test(m[1]) ? 'ip4' : m[1].includes(':') ? 'ip6' : 'dns4'
+  return ` (write /${proto}/${m[1]}/tcp/${m[2]})`
+}
+
+/** A list of multiaddrs, each checked by the multiaddr parser, so a typo fails at start and not at dial time. */
+const Multiaddrs = z.array(z.string()).superRefine((addrs, ctx) => {
+  addrs.forEach((addr, i) => {
+    try {
+      multiaddr(addr)
+    } catch (err: any) {
+      ctx.addIssue({ code: 'custom', path: [i], message: `${JSON.stringify(addr)} is not a multiaddr: ${String(err.message)}${multiaddrHint(addr)}` })
+    }
+  })
+})
+
+/**
+ * The problem with one trusted-publisher entry, or undefined: a key's text form, or the path of a file
+ * holding one (entries starting with `/`, `./`, `../`, as daemon/node/trust.ts reads them).
+ */
+/** What is wrong with a `trustedPublishers` entry (`[NAMES=]KEY|FILE`, see daemon/node/trust.ts), if anything. */
+export function trustEntryProblem (entry: string): string | undefined {
+  let parsed: { names?: string, source: string }
+  try {
+    parsed = parseTrustEntry(entry)
+  } catch (err: any) {
+    return String(err.message).replace(/^trustedPublishers: /, '')
+  }
+  let text = parsed.source
+  if (!text.startsWith('ed25519:')) {
+    try {
+      text = readFileSync(text, 'utf8')
+    } catch (err: any) {
+      return `cannot read key file ${parsed.source}: ${String(err.code ?? err.message)}`
+    }
+  }
+  try {
+    parsePublisherKey(text)
+    return undefined
+  } catch (err: any) {
+    if (!parsed.source.startsWith('ed25519:')) return `key file ${parsed.source} does not hold a publisher key (${String(err.message)})`
+    return `${JSON.stringify(parsed.source)} is not a publisher key (${String(err.message)})`
+  }
+}
+
+const TrustEntries = z.array(z.string()).superRefine((entries, ctx) => {
+  entries.forEach((entry, i) => {
+    const problem = trustEntryProblem(entry)
+    if (problem != null) ctx.addIssue({ code: 'custom', path: [i], message: problem })
+  })
+})
+
 export const ConfigSchema = z.object({
   dataDir: z.string().min(1),
   seed: z.boolean().default(false),
   /** hand each fresh chunk to one downloader before repeating it (seed only) */
   superSeed: z.boolean().default(true),
-  listen: z.array(z.string()).default([`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`]),
-  announce: z.array(z.string()).default([]),
-  bootstrap: z.array(z.string()).default([]),
-  trustedPublishers: z.array(z.string()).default([]),
+  listen: Multiaddrs.default([`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`]),
+  announce: Multiaddrs.default([]),
+  bootstrap: Multiaddrs.default([]),
+  trustedPublishers: TrustEntries.default([]),
   /**
    * peer IDs of the publisher's seeds (origins of last resort, never penalised). Empty: the peers reached
    * through the bootstrap addresses are the seeds (a bootstrap address with /p2p/<id> names its peer).
@@ -71,8 +131,10 @@ export const ConfigSchema = z.object({
   releasesDir: z.string().optional(),
   api: z.object({
     host: z.string().default('127.0.0.1'),
-    port: z.number().int().min(0).max(65_535).default(DEFAULT_API_PORT)
-  }).strict().default({ host: '127.0.0.1', port: DEFAULT_API_PORT }),
+    port: z.number().int().min(0).max(65_535).default(DEFAULT_API_PORT),
+    /** Host header names accepted besides loopback names and `host` (DNS-rebinding check) */
+    allowedHosts: z.array(z.string().min(1)).default([])
+  }).strict().default({ host: '127.0.0.1', port: DEFAULT_API_PORT, allowedHosts: [] }),
   metrics: z.object({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65_535).default(DEFAULT_METRICS_PORT),
@@ -147,11 +209,15 @@ const KNOWN_ENV = new Set(['HERALD_DATA_DIR', 'HERALD_CONFIG', 'HERALD_SEED', 'H
   'HERALD_TRUSTED_PUBLISHERS', 'HERALD_API_HOST', 'HERALD_API_PORT', 'HERALD_METRICS_HOST', 'HERALD_METRICS_PORT',
   'HERALD_LOG_LEVEL', 'HERALD_UPLOAD_LIMIT', 'HERALD_API', 'HERALD_API_TOKEN', 'HERALD_RELEASES_DIR'])
 
+/** Every HERALD_* variable heraldd or herald does not know, so that all typos are reported at once. */
+export function unknownEnv (env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env).filter(key => key.startsWith('HERALD_') && !KNOWN_ENV.has(key)).sort()
+}
+
 function fromEnv (env: NodeJS.ProcessEnv): Partial_ {
-  for (const key of Object.keys(env)) {
-    if (key.startsWith('HERALD_') && !KNOWN_ENV.has(key)) {
-      throw new ConfigError(`unknown environment variable ${key} (known: ${[...KNOWN_ENV].join(', ')})`)
-    }
+  const unknown = unknownEnv(env)
+  if (unknown.length > 0) {
+    throw new ConfigError(`unknown environment variable${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${[...KNOWN_ENV].join(', ')})`)
   }
   return {
     dataDir: env.HERALD_DATA_DIR || undefined,
@@ -198,11 +264,13 @@ function merge (base: Partial_, over: Partial_): Partial_ {
   return out
 }
 
-export function readConfigFile (path: string): Partial_ {
+/** Read a config file; a missing file is an error when it was named explicitly (`--config`, HERALD_CONFIG). */
+export function readConfigFile (path: string, namedBy?: string): Partial_ {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
   } catch (err: any) {
+    if (err.code === 'ENOENT' && namedBy != null) throw new ConfigError(`config file ${path} (${namedBy}) does not exist`, { cause: err })
     if (err.code === 'ENOENT') return {}
     throw new ConfigError(`cannot read config file ${path}: ${err.message}`, { cause: err })
   }
@@ -237,7 +305,8 @@ export function parseConfig (raw: unknown): HeraldConfig {
 }
 
 export function loadConfig (flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): HeraldConfig {
-  const file = readConfigFile(configFilePath(flags, env))
+  const namedBy = flags.config != null ? '--config' : env.HERALD_CONFIG != null && env.HERALD_CONFIG !== '' ? 'HERALD_CONFIG' : undefined
+  const file = readConfigFile(configFilePath(flags, env), namedBy)
   let raw = merge({ dataDir: defaultDataDir() }, file)
   raw = merge(raw, fromEnv(env))
   raw = merge(raw, fromFlags(flags))

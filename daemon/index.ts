@@ -8,7 +8,8 @@ import { ensureDataDir, loadOrCreateApiToken, loadOrCreatePeerKey, loadOrCreateP
 import { createLogger } from './log.js'
 import { createMetrics, startMetricsServer } from './metrics.js'
 import { HeraldNode } from './node/herald-node.js'
-import type { HeraldConfig } from './config.js'
+import { releasesDir, type HeraldConfig } from './config.js'
+import { isPublicBind } from './api/host-check.js'
 import { HeraldError } from './errors.js'
 import { HEAP_FLAGS, missingHeapFlags } from './runtime.js'
 
@@ -74,6 +75,8 @@ export async function startDaemon (config: HeraldConfig): Promise<RunningDaemon>
       token,
       host: config.api.host,
       port: config.api.port,
+      allowedHosts: config.api.allowedHosts,
+      outRoots: [config.dataDir, releasesDir(config), ...config.fetch.outRoots],
       logger: log,
       onResponse: (route, method, status, seconds) => {
         metrics.apiRequestsTotal.inc({ route, method, status: String(status) })
@@ -86,6 +89,9 @@ export async function startDaemon (config: HeraldConfig): Promise<RunningDaemon>
       const server = await startMetricsServer({ host: config.metrics.host, port: config.metrics.port, registry, ready: () => node.ready() })
       metricsUrl = server.url
       stops.unshift(async () => { await server.stop() })
+    }
+    for (const [what, host] of [['api', config.api.host], ['metrics', config.metrics.enabled ? config.metrics.host : '127.0.0.1']]) {
+      if (isPublicBind(host)) log.warn({ [what]: host }, `the ${what} listener is bound to ${host}, reachable from other hosts: ${what === 'api' ? 'GET routes answer without the token' : 'metrics and readiness are public'}; bind it to 127.0.0.1 unless a firewall or proxy guards it`)
     }
     log.info({ api: api.url, metrics: metricsUrl, peerId: node.peerId, listen: node.listenAddrs() }, 'ready')
     let stopping: Promise<void> | undefined

@@ -71,8 +71,10 @@ export interface PublishResult {
 
 export interface FetchRequest {
   name: ReleaseName
-  /** Materialize under this root instead of the configured one (optional). */
+  /** Materialize under this root instead of the configured one (optional; absolute, inside an allowed root). */
   out?: string
+  /** allow replacing a non-empty `<out>/<dataset>/<version>` Herald did not make (checked by the API) */
+  force?: boolean
 }
 
 export type FetchState = 'resolving' | 'planning' | 'fetching' | 'materializing' | 'done' | 'failed'

@@ -37,7 +37,7 @@ export class ApiClient {
   async #request<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = {}
     if (body !== undefined) headers['content-type'] = 'application/json'
-    if (this.#token != null && method !== 'GET') headers.authorization = `Bearer ${this.#token}`
+    if (this.#token != null) headers.authorization = `Bearer ${this.#token}`
     let res: Response
     try {
       res = await fetch(this.url + path, {

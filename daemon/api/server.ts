@@ -4,6 +4,9 @@
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { HTTP_STATUS_BY_CODE, codeOf } from '../errors.js'
 import { tokensEqual } from '../keys.js'
+import { checkFetchOut } from './fetch-out.js'
+import { hostAllowed } from './host-check.js'
+import { checkPublishInput } from './publish-input.js'
 import type { HeraldService, ImportRequest } from '../types.js'
 
 import type { Log } from '../log.js'
@@ -14,6 +17,10 @@ export interface ApiServerOptions {
   host: string
   port: number
   logger?: Log
+  /** directories `out` of a fetch may be under (the data dir, releasesDir, fetch.outRoots) */
+  outRoots?: string[]
+  /** Host header names accepted besides loopback names and `host` (api.allowedHosts) */
+  allowedHosts?: string[]
   onResponse?: (route: string, method: string, status: number, seconds: number) => void
 }
 
@@ -38,6 +45,14 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
   })
   app.addHook('onResponse', async (req, reply) => {
     opts.onResponse?.(req.routeOptions.url ?? 'unknown', req.method, reply.statusCode, reply.elapsedTime / 1000)
+  })
+  // against DNS rebinding: a browser page of another origin reaches the API only under a name it controls
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0]
+    if (path === '/healthz' || path === '/readyz') return
+    if (!hostAllowed(req.headers.host, [opts.host, ...opts.allowedHosts ?? []])) {
+      await reply.code(421).send({ code: 'MISDIRECTED_HOST', message: `Host ${JSON.stringify(req.headers.host ?? '')} is not a name of this API (loopback names, api.host and api.allowedHosts are accepted)` })
+    }
   })
   const auth = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = req.headers.authorization ?? ''
@@ -66,11 +81,18 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
   app.post('/v1/publish', {
     preHandler: auth,
     schema: { body: { type: 'object', required: ['name', 'dir'], additionalProperties: false, properties: { name: { type: 'string' }, dir: { type: 'string', minLength: 1 }, base: { type: 'string' }, delta: { type: 'boolean' } } } }
-  }, async (req) => await service.publish(req.body as any))
+  }, async (req) => {
+    await checkPublishInput((req.body as any).dir)
+    return await service.publish(req.body as any)
+  })
   app.post('/v1/fetch', {
     preHandler: auth,
-    schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, out: { type: 'string', minLength: 1 } } } }
-  }, async (req, reply) => await reply.code(202).send(await service.startFetch(req.body as any)))
+    schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, out: { type: 'string', minLength: 1 }, force: { type: 'boolean' } } } }
+  }, async (req, reply) => {
+    const { name, out, force } = req.body as { name: string, out?: string, force?: boolean }
+    const checked = out != null ? await checkFetchOut(out, name, { roots: opts.outRoots ?? [], force }) : undefined
+    return await reply.code(202).send(await service.startFetch({ name, out: checked }))
+  })
   app.get('/v1/fetch/:id', async (req) => {
     const p = service.getFetch((req.params as any).id)
     if (p == null) throw Object.assign(new Error(`no fetch with id ${String((req.params as any).id)}`), { code: 'FETCH_NOT_FOUND' })
@@ -96,7 +118,7 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
     send(now)
     if (now.state === 'done' || now.state === 'failed') end()
   })
-  app.get('/v1/plan/:name', { schema: { params: nameParam } }, async (req) => await service.plan((req.params as any).name))
+  app.get('/v1/plan/:name', { preHandler: auth, schema: { params: nameParam } }, async (req) => await service.plan((req.params as any).name))
   app.get('/v1/releases', async () => await service.listReleases())
   app.get('/v1/status', async () => await service.status())
   app.get('/v1/peers', async () => await service.peers())

@@ -15,6 +15,7 @@ import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '.
 import { Announcer } from '../announce/announcer.js'
 import { releasesDir, type HeraldConfig } from '../config.js'
 import { codeOf, HeraldError } from '../errors.js'
+import { RepeatWarning } from '../repeat-warning.js'
 import { PeerStats } from '../fetch/peer-stats.js'
 import { HolderDiscovery } from '../fetch/holder-discovery.js'
 import { DeltaFailedError, FetchScheduler } from '../fetch/scheduler.js'
@@ -64,6 +65,7 @@ export class HeraldNode implements HeraldService {
   readonly #trusted: TrustedKey[]
   readonly #metrics?: HeraldMetrics
   readonly #log: Log
+  readonly #bootstrapWarning: RepeatWarning
   readonly #swarms = new Map<string, ReleaseSwarm>()
   readonly #jobs = new Map<string, FetchJob>()
   readonly #startedAt = Date.now()
@@ -91,6 +93,7 @@ export class HeraldNode implements HeraldService {
     this.#publisherKey = init.publisherKey
     this.#metrics = init.metrics
     this.#log = init.log
+    this.#bootstrapWarning = new RepeatWarning(init.log)
     this.#trusted = trusted
     this.#publisher = new Publisher(store, init.config.publish)
     this.announcer = new Announcer({
@@ -241,8 +244,6 @@ export class HeraldNode implements HeraldService {
     }
   }
 
-  readonly #bootstrapFailures = new Map<string, number>()
-
   async #bootstrap (): Promise<void> {
     for (const addr of this.config.bootstrap) {
       try {
@@ -255,17 +256,8 @@ export class HeraldNode implements HeraldService {
           this.#seedPeers.add(conn.remotePeer.toString())
           this.#log.info({ addr, peer: conn.remotePeer.toString() }, 'bootstrap peer taken as the seed (name it with /p2p/<id> or `seeds` to pin it)')
         }
-        if (this.#bootstrapFailures.delete(addr)) this.#log.info({ addr }, 'bootstrap peer reachable again')
       } catch (err: any) {
-        // an operator who sees no peers must see why: the first failure per address at warn, then once in 5 min
-        const last = this.#bootstrapFailures.get(addr)
-        const now = Date.now()
-        if (last == null || now - last > 300_000) {
-          this.#bootstrapFailures.set(addr, now)
-          this.#log.warn({ addr, err: err.message }, 'bootstrap dial failed')
-        } else {
-          this.#log.debug({ addr, err: err.message }, 'bootstrap dial failed')
-        }
+        this.#bootstrapWarning.warn(addr, { addr, err: err.message }, 'bootstrap dial failed')
       }
     }
   }
@@ -616,9 +608,10 @@ export class HeraldNode implements HeraldService {
       libp2p: this.libp2p,
       have: this.libp2p.services.have,
       swarm,
-      isSeed: async (peer) => await this.#identifySeed(peer),
-      onPeers: (n) => { job.progress.peers = n }
+      isSeed: async (peer) => await this.#identifySeed(peer)
     })
+    // progress.peers counts the sources (peers and seed) that have sent this fetch bytes
+    const senders = new Set<string>()
     discovery.start(signal)
     const cfg = this.config
     this.#activeTransfers++
@@ -652,7 +645,7 @@ export class HeraldNode implements HeraldService {
         this.#metrics?.fetchReceivedBytesTotal.inc({ source, encoding }, wireBytes)
         this.#metrics?.fetchVerifiedBytesTotal.inc({ source }, rawBytes)
         this.#metrics?.releaseReceivedBytesTotal.inc({ release: job.name, source }, wireBytes)
-        void peerId
+        job.progress.peers = senders.add(peerId).size
       },
       onRequest: (_peerId, seed, result, seconds) => {
         const source = seed ? 'seed' : 'peer'

@@ -1,0 +1,18 @@
+// A first look at `dir` of POST /v1/publish before the publisher reads it: a path that does not exist, or
+// a device, FIFO or socket (reading /dev/zero or a FIFO never ends) is a caller's error, not a 500.
+import { stat } from 'node:fs/promises'
+import { HeraldError } from '../errors.js'
+
+export async function checkPublishInput (dir: string): Promise<void> {
+  let st
+  try {
+    st = await stat(dir)
+  } catch (err: any) {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new HeraldError('INVALID_PATH', `${dir} does not exist on the daemon's host`, { cause: err })
+    if (err.code === 'EACCES') throw new HeraldError('INVALID_PATH', `the daemon may not read ${dir} (permission denied)`, { cause: err })
+    throw err
+  }
+  if (!st.isDirectory() && !st.isFile()) {
+    throw new HeraldError('INVALID_ARGUMENT', `${dir} is not a directory or a regular file (devices, FIFOs and sockets are not published)`)
+  }
+}

@@ -13,6 +13,13 @@ export const HTTP_STATUS_BY_CODE: Record<string, number> = {
   NOT_FOUND: 404,
   RELEASE_NOT_FOUND: 404,
   FETCH_NOT_FOUND: 404,
+  PUBLISH_NOT_FOUND: 404,
+  INPUT_NOT_FOUND: 422,
+  INPUT_UNREADABLE: 422,
+  EMPTY_RELEASE: 422,
+  PATH_COLLISION: 422,
+  INPUT_CHANGED: 409,
+  VERSION_EXISTS: 409,
   CONFLICT: 409,
   GC_BUSY: 409,
   NOT_PUBLISHER: 409,
@@ -27,6 +34,7 @@ export const HTTP_STATUS_BY_CODE: Record<string, number> = {
   FETCH_FAILED: 502,
   STORE_LOCKED: 503,
   NOT_READY: 503,
+  SHUTTING_DOWN: 503,
   DISK_FULL: 507
 }
 
@@ -35,13 +43,15 @@ export function exitCodeFor (code: string | undefined): number {
   switch (code) {
     case 'BAD_REQUEST': case 'INVALID_ARGUMENT': case 'INVALID_NAME': case 'INVALID_PATH': case 'INVALID_CID': case 'INVALID_CONFIG':
       return 2
-    case 'NOT_FOUND': case 'RELEASE_NOT_FOUND': case 'FETCH_NOT_FOUND':
+    case 'EMPTY_RELEASE': case 'VERSION_EXISTS': case 'PATH_COLLISION':
+      return 2
+    case 'NOT_FOUND': case 'RELEASE_NOT_FOUND': case 'FETCH_NOT_FOUND': case 'PUBLISH_NOT_FOUND': case 'INPUT_NOT_FOUND':
       return 3
     case 'UNTRUSTED_PUBLISHER': case 'BAD_SIGNATURE': case 'RELEASE_REPLAY': case 'INVALID_MANIFEST': case 'INVALID_RECORD': case 'HASH_MISMATCH': case 'PATH_ESCAPE':
       return 4
     case 'NO_SOURCE': case 'FETCH_FAILED': case 'UNREACHABLE':
       return 5
-    case 'STORE_LOCKED': case 'DISK_FULL': case 'GC_BUSY':
+    case 'STORE_LOCKED': case 'DISK_FULL': case 'GC_BUSY': case 'INPUT_UNREADABLE':
       return 6
     default:
       return 1

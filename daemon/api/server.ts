@@ -4,7 +4,7 @@
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { HTTP_STATUS_BY_CODE, codeOf } from '../errors.js'
 import { tokensEqual } from '../keys.js'
-import type { HeraldService } from '../types.js'
+import type { HeraldService, PublishProgress } from '../types.js'
 
 import type { Log } from '../log.js'
 
@@ -27,6 +27,26 @@ export interface ApiServer {
 const HEARTBEAT_MS = 15_000
 
 const nameParam = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 3, maxLength: 200 } } } as const
+
+/** Server-Sent Events of one job: its state now, then every progress event until it is done or failed. */
+function streamEvents<P extends { state: string }> (req: FastifyRequest, reply: FastifyReply, first: P, subscribe: (l: (p: P) => void) => () => void, now: () => P): void {
+  reply.hijack()
+  const res = reply.raw
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
+  const send = (p: P): void => { res.write(`event: progress\ndata: ${JSON.stringify(p)}\n\n`) }
+  const over = (p: P): boolean => p.state === 'done' || p.state === 'failed'
+  let unsubscribe = (): void => {}
+  const heartbeat = setInterval(() => { res.write(': heartbeat\n\n') }, HEARTBEAT_MS)
+  const end = (): void => { clearInterval(heartbeat); unsubscribe(); res.end() }
+  req.raw.on('close', () => { clearInterval(heartbeat); unsubscribe() })
+  unsubscribe = subscribe((p) => {
+    send(p)
+    if (over(p)) end()
+  })
+  const current = now() ?? first
+  send(current)
+  if (over(current)) end()
+}
 
 export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer> {
   const { service, logger } = opts
@@ -65,8 +85,35 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
 
   app.post('/v1/publish', {
     preHandler: auth,
-    schema: { body: { type: 'object', required: ['name', 'dir'], additionalProperties: false, properties: { name: { type: 'string' }, dir: { type: 'string', minLength: 1 }, base: { type: 'string' }, delta: { type: 'boolean' } } } }
-  }, async (req) => await service.publish(req.body as any))
+    schema: {
+      body: {
+        type: 'object',
+        required: ['name', 'dir'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string' },
+          dir: { type: 'string', minLength: 1 },
+          base: { type: 'string' },
+          delta: { type: 'boolean' },
+          force: { type: 'boolean' },
+          allowEmpty: { type: 'boolean' },
+          keepCompressed: { anyOf: [{ type: 'boolean' }, { type: 'array', maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 1000 } }] },
+          chunkSize: { type: 'string', maxLength: 100 }
+        }
+      }
+    }
+  }, async (req, reply) => await reply.code(202).send(await service.startPublish(req.body as any)))
+  const publishJob = (id: string): PublishProgress => {
+    const p = service.getPublish(id)
+    if (p == null) throw Object.assign(new Error(`no publish with id ${id}`), { code: 'PUBLISH_NOT_FOUND' })
+    return p
+  }
+  app.get('/v1/publish/:id', async (req) => publishJob((req.params as any).id))
+  app.get('/v1/publish/:id/events', async (req, reply) => {
+    const id = (req.params as any).id as string
+    const first = publishJob(id)
+    streamEvents(req, reply, first, l => service.onPublishProgress(id, l), () => service.getPublish(id) ?? first)
+  })
   app.post('/v1/fetch', {
     preHandler: auth,
     schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, out: { type: 'string', minLength: 1 } } } }

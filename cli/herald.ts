@@ -67,10 +67,11 @@ program.command('publish <name> <dir>')
   .option('--no-delta', 'do not encode delta chunks for this release')
   .option('--force', 'replace an existing release of this name whose content differs (versions are immutable otherwise)')
   .option('--allow-empty', 'publish even if the input holds no file')
-  .option('--keep-compressed [glob...]', 'keep .gz inputs as they are (byte-identical, same name): all, or those matching the globs')
+  .option('--keep-compressed', 'keep every .gz input as it is (byte-identical, same name; chunked compressed)')
+  .option('--keep-compressed-glob <glob>', 'keep the .gz inputs matching this glob as they are (repeatable)', (g: string, all: string[] = []) => [...all, g])
   .option('--chunk-size <MIN:AVG:MAX>', 'chunk sizes in bytes (K/M suffixes allowed; AVG a power of two; default 64K:256K:1M or publish.chunkSize)')
   .option('--detach', 'start the publish and return its job id at once')
-  .action(run(async (name: string, dir: string, opts: { base?: string, delta: boolean, force?: boolean, allowEmpty?: boolean, keepCompressed?: boolean | string[], chunkSize?: string, detach?: boolean }) => {
+  .action(run(async (name: string, dir: string, opts: { base?: string, delta: boolean, force?: boolean, allowEmpty?: boolean, keepCompressed?: boolean, keepCompressedGlob?: string[], chunkSize?: string, detach?: boolean }) => {
     if (opts.chunkSize != null) parseChunkSize(opts.chunkSize)
     const api = client()
     const started = await api.startPublish({
@@ -80,7 +81,7 @@ program.command('publish <name> <dir>')
       delta: opts.delta,
       force: opts.force,
       allowEmpty: opts.allowEmpty,
-      keepCompressed: opts.keepCompressed,
+      keepCompressed: opts.keepCompressed === true ? true : opts.keepCompressedGlob,
       chunkSize: opts.chunkSize
     })
     if (opts.detach === true) { out(started, () => `publish ${started.id} started for ${started.name} (follow it: GET /v1/publish/${started.id}/events)`); return }
@@ -96,7 +97,8 @@ program.command('publish <name> <dir>')
     const final = await api.followPublish(started.id, p => reporter?.update(p), controller.signal)
     reporter?.stop()
     const r = final.result
-    out(final, () => {
+    // --json: the PublishResult (with the job id) on success, { error } on failure, as other commands
+    out(r != null ? { ...r, id: final.id } : { id: final.id, error: final.error }, () => {
       if (r == null) return `${final.name}: publish ${final.state}: ${final.error?.code ?? ''} ${final.error?.message ?? ''}`
       if (r.unchanged === true) return `${r.name} is already published with this content (seq ${r.seq}): nothing signed\nmanifest ${r.manifestCid}`
       const lines = [`published ${r.name} seq ${r.seq}: ${r.files} files, ${bytes(r.bytes)}, ${r.chunks} chunks (${r.newChunks} new) in ${seconds(r.seconds)}`, `manifest ${r.manifestCid}`]

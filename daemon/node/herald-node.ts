@@ -639,8 +639,9 @@ export class HeraldNode implements HeraldService {
     const job = new PublishJob({ ...req, name: formatReleaseName(dataset, version) })
     this.#publishJobs.set(job.id, job)
     await this.#rememberPublishes()
+    // a job ended by a stop stays listed, so the restarted daemon reports it as interrupted
     job.done = this.#runPublish(job, dataset, version).finally(async () => {
-      await this.#rememberPublishes().catch(() => {})
+      if (!this.#stopping) await this.#rememberPublishes().catch(() => {})
     })
     return job.snapshot()
   }

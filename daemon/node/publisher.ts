@@ -83,7 +83,9 @@ export class Publisher {
     const running = new Set<Promise<void>>()
     let failure: unknown
     const chunker = input.chunkSize != null ? parseChunkSize(input.chunkSize) : this.#config.chunkSize != null ? parseChunkSize(this.#config.chunkSize) : DEFAULT_CHUNKER
-    const result = await buildRelease(input.dir, {
+    let result: Awaited<ReturnType<typeof buildRelease>>
+    try {
+      result = await buildRelease(input.dir, {
       dataset: input.dataset,
       version: input.version,
       chunker,
@@ -107,8 +109,11 @@ export class Publisher {
         running.add(p)
         if (running.size >= pool.threads * 4) await Promise.race(running)
       }
-    })
-    await Promise.all(running)
+      })
+    } finally {
+      // chunks being stored are stored (or fail) before this returns, even when the build failed
+      await Promise.allSettled(running)
+    }
     if (failure != null) throw failure
     input.signal?.throwIfAborted()
     input.onEncoding?.()

@@ -65,6 +65,8 @@ export interface IngestOptions {
   /** input read rate limit, bytes/s (0 or absent: none) */
   readBytesPerSecond?: number
   progress?: IngestProgress
+  /** called once the input was scanned (progress totals known), before any file is read */
+  onScanned?: () => void
   /** called once an input file was read to its end, before it is stat'ed again (tests change files here) */
   afterRead?: (path: string) => Promise<void> | void
 }
@@ -419,6 +421,7 @@ export async function buildRelease (dir: string, opts: BuildOptions): Promise<Bu
   const ctx = newContext(opts)
   ctx.progress.filesTotal = input.files.length
   ctx.progress.bytesTotal = input.bytes
+  opts.onScanned?.()
   const claims = new Claims()
   for (const l of input.links) claims.claim(l.path, `symlink ${l.path}`)
   const files: ManifestFile[] = []

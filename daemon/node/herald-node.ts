@@ -640,10 +640,11 @@ export class HeraldNode implements HeraldService {
     this.#publishJobs.set(job.id, job)
     await this.#rememberPublishes()
     // a job ended by a stop stays listed, so the restarted daemon reports it as interrupted
+    const first = job.snapshot()
     job.done = this.#runPublish(job, dataset, version).finally(async () => {
       if (!this.#stopping) await this.#rememberPublishes().catch(() => {})
     })
-    return job.snapshot()
+    return first
   }
 
   getPublish (id: string): PublishProgress | undefined {
@@ -690,7 +691,6 @@ export class HeraldNode implements HeraldService {
     const started = performance.now()
     try {
       const built = await this.store.withFetch(async () => {
-        job.setState('reading')
         const result = await this.#publisher.build({
           dataset,
           version,
@@ -702,6 +702,7 @@ export class HeraldNode implements HeraldService {
           chunkSize: req.chunkSize,
           signal: job.controller.signal,
           progress: job.counters,
+          onScanned: () => { job.setState('reading') },
           onNewChunk: (n) => { job.newChunks++; job.newBytes += n },
           onEncoding: () => { job.setState('encoding') }
         })

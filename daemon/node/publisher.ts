@@ -32,6 +32,8 @@ export interface PublishInput {
   progress?: IngestProgress
   /** a chunk the store did not hold was stored */
   onNewChunk?: (bytes: number) => void
+  /** called once the input was scanned, before it is read */
+  onScanned?: () => void
   /** called when the input is read and deltas are being encoded */
   onEncoding?: () => void
 }
@@ -94,6 +96,7 @@ export class Publisher {
       readBytesPerSecond: this.#config.readBytesPerSecond,
       signal: input.signal,
       progress: input.progress,
+      onScanned: input.onScanned,
       onChunk: async (digest, bytes) => {
         if (failure != null) throw failure
         const key = digestHex(digest)

@@ -153,17 +153,17 @@ describe('publish (real daemons)', function () {
   })
 
   it('should report progress events and finish a CLI publish that outlives a short client timeout', async () => {
-    // reading is held at 2 MiB/s so the publish takes ~3 s: six times the client's request limit
-    const seed = await startSeed({ publish: { readBytesPerSecond: 2 * 1024 * 1024 } })
+    // reading is held at 1 MiB/s so the publish takes ~6 s: three times the client's request limit
+    const seed = await startSeed({ publish: { readBytesPerSecond: 1024 * 1024 } })
     const input = join(dir, 'in')
     await mkdir(input)
     await writeFile(join(input, 'a.bin'), randomBytes(3 * 1024 * 1024))
     await writeFile(join(input, 'b.bin'), randomBytes(3 * 1024 * 1024))
     const t0 = Date.now()
-    const cli = await herald(seed, ['--json', 'publish', 'slow@1', input], { HERALD_API_TIMEOUT_MS: '500' })
+    const cli = await herald(seed, ['--json', 'publish', 'slow@1', input], { HERALD_API_TIMEOUT_MS: '2000' })
     const took = Date.now() - t0
     expect(cli.code, cli.stderr).to.equal(0)
-    expect(took).to.be.greaterThan(2_000)
+    expect(took).to.be.greaterThan(4_000)
     const r = JSON.parse(cli.stdout)
     expect(r).to.include({ name: 'slow@1', files: 2, bytes: 6 * 1024 * 1024, seq: 1 })
     expect(r.id).to.be.a('string')

@@ -97,9 +97,13 @@ program.command('publish <name> <dir>')
     const final = await api.followPublish(started.id, p => reporter?.update(p), controller.signal)
     reporter?.stop()
     const r = final.result
-    // --json: the PublishResult (with the job id) on success, { error } on failure, as other commands
-    out(r != null ? { ...r, id: final.id } : { id: final.id, error: final.error }, () => {
-      if (r == null) return `${final.name}: publish ${final.state}: ${final.error?.code ?? ''} ${final.error?.message ?? ''}`
+    if (final.state === 'failed' || r == null) {
+      // as for other commands: { error } on stdout with --json, only the message on stderr otherwise
+      if (json()) console.log(JSON.stringify({ id: final.id, error: final.error }))
+      console.error(`herald: ${final.error?.message ?? `publish ${final.state}`}`)
+      process.exit(exitCodeFor(final.error?.code))
+    }
+    out({ ...r, id: final.id }, () => {
       if (r.unchanged === true) return `${r.name} is already published with this content (seq ${r.seq}): nothing signed\nmanifest ${r.manifestCid}`
       const lines = [`published ${r.name} seq ${r.seq}: ${r.files} files, ${bytes(r.bytes)}, ${r.chunks} chunks (${r.newChunks} new) in ${seconds(r.seconds)}`, `manifest ${r.manifestCid}`]
       for (const d of [...(r.delta != null ? [r.delta] : []), ...(r.olderDeltas ?? [])]) {
@@ -107,7 +111,6 @@ program.command('publish <name> <dir>')
       }
       return lines.join('\n')
     })
-    if (final.state === 'failed') process.exit(exitCodeFor(final.error?.code))
   }))
 
 program.command('fetch <name>')

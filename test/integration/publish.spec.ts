@@ -121,7 +121,7 @@ describe('publish (real daemons)', function () {
     // the CLI says what is wrong, with its exit status
     const missing = await herald(seed, ['publish', 'x@1', join(dir, 'nope')])
     expect(missing.code).to.equal(3)
-    expect(missing.stderr + missing.stdout).to.match(/does not exist/)
+    expect(missing.stderr).to.match(/^herald: .*nope does not exist$/m)
     await rm(join(input, 'hosts'))
     await rm(join(input, 'README.gz'))
     const empty = await herald(seed, ['--json', 'publish', '--allow-empty', 'x@1', input])
@@ -146,7 +146,7 @@ describe('publish (real daemons)', function () {
     expect(await seed.client.publish({ name: 'im@1', dir: join(dir, 'a') })).to.include({ unchanged: true, seq: 1 })
     const cli = await herald(seed, ['publish', 'im@1', join(dir, 'b')])
     expect(cli.code).to.equal(2)
-    expect(cli.stdout + cli.stderr).to.match(/VERSION_EXISTS/)
+    expect(cli.stderr).to.match(/^herald: im@1 is already published/m)
     const forced = await seed.client.publish({ name: 'im@1', dir: join(dir, 'b'), force: true })
     expect(forced.seq).to.equal(2)
     expect(forced.unchanged).to.equal(undefined)

@@ -40,6 +40,8 @@ import type { CID } from 'multiformats/cid'
 const RESOLVE_TIMEOUT_MS = 5_000
 const FETCHES_KEY = 'fetches'
 const PUBLISHES_KEY = 'publishes'
+/** finished publish jobs kept for GET /v1/publish/:id (a few KB each) */
+const MAX_FINISHED_PUBLISHES = 100
 const CONNECT_WAIT_MS = 10_000
 
 
@@ -637,6 +639,9 @@ export class HeraldNode implements HeraldService {
     const running = [...this.#publishJobs.values()].find(j => !j.finished && j.request.name === formatReleaseName(dataset, version))
     if (running != null) throw new HeraldError('CONFLICT', `${req.name} is being published (job ${running.id})`)
     const job = new PublishJob({ ...req, name: formatReleaseName(dataset, version) })
+    // finished jobs stay answerable for a while: the oldest beyond MAX_FINISHED_PUBLISHES are forgotten
+    const finished = [...this.#publishJobs.values()].filter(j => j.finished)
+    for (const old of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_PUBLISHES))) this.#publishJobs.delete(old.id)
     this.#publishJobs.set(job.id, job)
     await this.#rememberPublishes()
     // a job ended by a stop stays listed, so the restarted daemon reports it as interrupted

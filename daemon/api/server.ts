@@ -29,7 +29,7 @@ const HEARTBEAT_MS = 15_000
 const nameParam = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 3, maxLength: 200 } } } as const
 
 /** Server-Sent Events of one job: its state now, then every progress event until it is done or failed. */
-function streamEvents<P extends { state: string }> (req: FastifyRequest, reply: FastifyReply, first: P, subscribe: (l: (p: P) => void) => () => void, now: () => P): void {
+function streamEvents<P extends { state: string }> (req: FastifyRequest, reply: FastifyReply, first: P, subscribe: (l: (p: P) => void) => () => void, now: () => P, open: Set<() => void>): void {
   reply.hijack()
   const res = reply.raw
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
@@ -37,8 +37,10 @@ function streamEvents<P extends { state: string }> (req: FastifyRequest, reply: 
   const over = (p: P): boolean => p.state === 'done' || p.state === 'failed'
   let unsubscribe = (): void => {}
   const heartbeat = setInterval(() => { res.write(': heartbeat\n\n') }, HEARTBEAT_MS)
-  const end = (): void => { clearInterval(heartbeat); unsubscribe(); res.end() }
-  req.raw.on('close', () => { clearInterval(heartbeat); unsubscribe() })
+  const end = (): void => { open.delete(end); clearInterval(heartbeat); unsubscribe(); res.end() }
+  // a closing server ends the stream (the job goes on until the daemon stops it): close waits for open responses
+  open.add(end)
+  res.on('close', () => { open.delete(end); clearInterval(heartbeat); unsubscribe() })
   unsubscribe = subscribe((p) => {
     send(p)
     if (over(p)) end()
@@ -50,7 +52,8 @@ function streamEvents<P extends { state: string }> (req: FastifyRequest, reply: 
 
 export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer> {
   const { service, logger } = opts
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 })
+  // forceCloseConnections: event streams (and their sockets) must not hold a stopping daemon open
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true })
   const routes: Array<{ method: string, url: string }> = []
   app.addHook('onRoute', (r) => {
     const methods = Array.isArray(r.method) ? r.method : [r.method]
@@ -83,6 +86,8 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
     return await reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', reasons: r.reasons })
   })
 
+  const publishStreams = new Set<() => void>()
+  app.addHook('preClose', async () => { for (const end of [...publishStreams]) end() })
   app.post('/v1/publish', {
     preHandler: auth,
     schema: {
@@ -112,7 +117,7 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
   app.get('/v1/publish/:id/events', async (req, reply) => {
     const id = (req.params as any).id as string
     const first = publishJob(id)
-    streamEvents(req, reply, first, l => service.onPublishProgress(id, l), () => service.getPublish(id) ?? first)
+    streamEvents(req, reply, first, l => service.onPublishProgress(id, l), () => service.getPublish(id) ?? first, publishStreams)
   })
   app.post('/v1/fetch', {
     preHandler: auth,

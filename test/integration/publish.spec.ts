@@ -208,8 +208,9 @@ describe('publish (real daemons)', function () {
     const mid = await waitEvent(seed, started.id, p => p.newChunks >= 3)
     expect(mid.state).to.equal('reading')
     expect(await seed.stop()).to.equal(0)
+    const before = seed.output
     await seed.launch()
-    const ended = await seed.client.getPublish(started.id)
+    const ended = await seed.client.getPublish(started.id).catch(err => { throw new Error(`${String(err.message)}\n${before}\n${seed.output}`) })
     expect(ended.state).to.equal('failed')
     expect(ended.error?.code).to.equal('INTERRUPTED')
     expect(ended.error?.message).to.match(/nothing was signed/)

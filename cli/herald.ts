@@ -9,7 +9,8 @@ import { ApiClient, ApiError } from '../daemon/api/client.js'
 import { DEFAULT_API_PORT, unknownEnv } from '../daemon/config.js'
 import { exitCodeFor } from '../daemon/errors.js'
 import { VERSION } from '../daemon/node/libp2p.js'
-import { bytes, pct, progressReporter, seconds, summary, table } from './output.js'
+import { bytes, pct, progressReporter, publishReporter, seconds, summary, table } from './output.js'
+import { parseChunkSize } from '../protocol/chunker.js'
 
 interface Globals { api?: string, token?: string, dataDir?: string, json?: boolean, progress?: boolean }
 
@@ -104,12 +105,49 @@ function run (fn: (...args: any[]) => Promise<void>): (...args: any[]) => Promis
 }
 
 program.command('publish <name> <dir>')
-  .description('publish a directory as a release (on the seed): chunk, sign, announce')
+  .description('publish a directory as a release (on the seed): chunk, sign, announce; runs as a job in heraldd')
   .option('--base <name>', 'the release to encode delta chunks against (default: the newest one of the dataset held)')
   .option('--no-delta', 'do not encode delta chunks for this release')
-  .action(run(async (name: string, dir: string, opts: { base?: string, delta: boolean }) => {
-    const r = await client().publish({ name, dir: resolve(dir), base: opts.base, delta: opts.delta })
-    out(r, () => {
+  .option('--force', 'replace an existing release of this name whose content differs (versions are immutable otherwise)')
+  .option('--allow-empty', 'publish even if the input holds no file')
+  .option('--keep-compressed', 'keep every .gz input as it is (byte-identical, same name; chunked compressed)')
+  .option('--keep-compressed-glob <glob>', 'keep the .gz inputs matching this glob as they are (repeatable)', (g: string, all: string[] = []) => [...all, g])
+  .option('--chunk-size <MIN:AVG:MAX>', 'chunk sizes in bytes (K/M suffixes allowed; AVG a power of two; default 64K:256K:1M or publish.chunkSize)')
+  .option('--detach', 'start the publish and return its job id at once')
+  .action(run(async (name: string, dir: string, opts: { base?: string, delta: boolean, force?: boolean, allowEmpty?: boolean, keepCompressed?: boolean, keepCompressedGlob?: string[], chunkSize?: string, detach?: boolean }) => {
+    if (opts.chunkSize != null) parseChunkSize(opts.chunkSize)
+    const api = client()
+    const started = await api.startPublish({
+      name,
+      dir: resolve(dir),
+      base: opts.base,
+      delta: opts.delta,
+      force: opts.force,
+      allowEmpty: opts.allowEmpty,
+      keepCompressed: opts.keepCompressed === true ? true : opts.keepCompressedGlob,
+      chunkSize: opts.chunkSize
+    })
+    if (opts.detach === true) { out(started, () => `publish ${started.id} started for ${started.name} (follow it: GET /v1/publish/${started.id}/events)`); return }
+    const showBar = !json() && program.opts<Globals>().progress !== false
+    const reporter = showBar ? publishReporter(process.stderr.isTTY === true) : undefined
+    const controller = new AbortController()
+    process.on('SIGINT', () => {
+      reporter?.stop()
+      console.error(`\nherald: detached; heraldd keeps publishing ${name} (job ${started.id}).`)
+      controller.abort()
+      process.exit(130)
+    })
+    const final = await api.followPublish(started.id, p => reporter?.update(p), controller.signal)
+    reporter?.stop()
+    const r = final.result
+    if (final.state === 'failed' || r == null) {
+      // as for other commands: { error } on stdout with --json, only the message on stderr otherwise
+      if (json()) console.log(JSON.stringify({ id: final.id, error: final.error }))
+      console.error(`herald: ${final.error?.message ?? `publish ${final.state}`}`)
+      process.exit(exitCodeFor(final.error?.code))
+    }
+    out({ ...r, id: final.id }, () => {
+      if (r.unchanged === true) return `${r.name} is already published with this content (seq ${r.seq}): nothing signed\nmanifest ${r.manifestCid}`
       const lines = [`published ${r.name} seq ${r.seq}: ${r.files} files, ${bytes(r.bytes)}, ${r.chunks} chunks (${r.newChunks} new) in ${seconds(r.seconds)}`, `manifest ${r.manifestCid}`]
       for (const d of [...(r.delta != null ? [r.delta] : []), ...(r.olderDeltas ?? [])]) {
         lines.push(`delta against ${d.base}: ${d.encoded} of ${d.candidates} new chunks as deltas (${bytes(d.deltaBytes)} for ${bytes(d.candidateBytes)}); an update from ${d.base} moves ${bytes(d.movedBytes)} in ${seconds(d.seconds)}`)

@@ -1,6 +1,6 @@
 // Human output helpers of the `herald` CLI: sizes, durations, aligned tables, the fetch progress bar.
 import cliProgress from 'cli-progress'
-import type { FetchProgress } from '../daemon/types.js'
+import type { FetchProgress, PublishProgress } from '../daemon/types.js'
 
 export function bytes (n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
@@ -156,6 +156,38 @@ export function progressReporter (tty: boolean, stream: NodeJS.WriteStream = pro
       if (!started) { bar.start(need, Math.min(p.doneBytes, need), payload); started = true }
       bar.setTotal(need)
       bar.update(Math.min(p.doneBytes, need), payload)
+    },
+    stop: () => { if (started) bar.stop() }
+  }
+}
+
+/** The publish progress bar on a terminal (input bytes read, rate, ETA, chunks); periodic plain lines otherwise. */
+export function publishReporter (tty: boolean): { update: (p: PublishProgress) => void, stop: () => void } {
+  const line = (p: PublishProgress): string => `${p.name} ${p.state} ${bytes(p.bytesRead)}/${bytes(p.bytesTotal)} read, ${p.filesRead}/${p.filesTotal} files, ${p.chunks} chunks (${p.newChunks} new, ${bytes(p.newBytes)}), ${bytes(p.bytesPerSecond)}/s${p.etaSeconds != null ? `, ETA ${seconds(p.etaSeconds)}` : ''}`
+  if (!tty) {
+    let last = 0
+    return {
+      update: (p) => {
+        if (Date.now() - last < 2_000 && p.state !== 'done' && p.state !== 'failed') return
+        last = Date.now()
+        process.stderr.write(line(p) + '\n')
+      },
+      stop: () => {}
+    }
+  }
+  const bar = new cliProgress.SingleBar({
+    format: '{name} {bar} {percentage}% | {done}/{total} | {rate}/s | ETA {eta} | {chunks} chunks ({fresh} new) | {state}',
+    hideCursor: true,
+    stream: process.stderr
+  }, cliProgress.Presets.shades_classic)
+  let started = false
+  return {
+    update: (p) => {
+      const total = Math.max(1, p.bytesTotal)
+      const payload = { name: p.name, done: bytes(p.bytesRead), total: bytes(p.bytesTotal), rate: bytes(p.bytesPerSecond), eta: p.etaSeconds != null ? seconds(p.etaSeconds) : '-', chunks: p.chunks, fresh: p.newChunks, state: p.state }
+      if (!started) { bar.start(total, 0, payload); started = true }
+      bar.setTotal(total)
+      bar.update(Math.min(p.bytesRead, total), payload)
     },
     stop: () => { if (started) bar.stop() }
   }

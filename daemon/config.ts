@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { parsePublisherKey } from '../protocol/release.js'
 import { HeraldError } from './errors.js'
 import { parseTrustEntry } from './node/trust.js'
+import { parseChunkSize } from '../protocol/chunker.js'
 
 export const DEFAULT_P2P_PORT = 4480
 export const DEFAULT_API_PORT = 7480
@@ -55,7 +56,16 @@ const PublishSchema = z.object({
   /** consecutive new chunks per delta object (protocol/delta-encoder.ts DELTA_GROUP, at most MAX_DELTA_TARGETS) */
   deltaGroup: z.number().int().min(1).max(32).default(32),
   /** worker threads for delta encoding; 0 = one per core */
-  threads: z.number().int().min(0).max(256).default(0)
+  threads: z.number().int().min(0).max(256).default(0),
+  /** chunker sizes `MIN:AVG:MAX` in bytes for new releases (default: the manifest format's 64K:256K:1M) */
+  chunkSize: z.string().optional().superRefine((v, ctx) => {
+    if (v == null) return
+    try { parseChunkSize(v) } catch (err: any) { ctx.addIssue({ code: z.ZodIssueCode.custom, message: err.message }) }
+  }),
+  /** keep `.gz` inputs as they are: true for all, or glob patterns (see docs/FORMAT.md) */
+  keepCompressed: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+  /** input read rate limit while publishing, bytes/s (0 = none): spares a disk or NFS mount others use */
+  readBytesPerSecond: z.number().int().min(0).default(0)
 }).strict()
 
 /** `/ip4/1.2.3.4/tcp/4480` for `1.2.3.4:4480`, `/dns4/host/tcp/4480` for `host:4480`: a hint for a common mistake. */
@@ -207,7 +217,8 @@ function bool (name: string, value: string | undefined): boolean | undefined {
 
 const KNOWN_ENV = new Set(['HERALD_DATA_DIR', 'HERALD_CONFIG', 'HERALD_SEED', 'HERALD_LISTEN', 'HERALD_BOOTSTRAP',
   'HERALD_TRUSTED_PUBLISHERS', 'HERALD_API_HOST', 'HERALD_API_PORT', 'HERALD_METRICS_HOST', 'HERALD_METRICS_PORT',
-  'HERALD_LOG_LEVEL', 'HERALD_UPLOAD_LIMIT', 'HERALD_API', 'HERALD_API_TOKEN', 'HERALD_RELEASES_DIR'])
+  'HERALD_LOG_LEVEL', 'HERALD_UPLOAD_LIMIT', 'HERALD_API', 'HERALD_API_TOKEN', 'HERALD_RELEASES_DIR',
+  'HERALD_API_TIMEOUT_MS'])
 
 /** Every HERALD_* variable heraldd or herald does not know, so that all typos are reported at once. */
 export function unknownEnv (env: NodeJS.ProcessEnv): string[] {

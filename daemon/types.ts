@@ -15,6 +15,42 @@ export interface PublishRequest {
   base?: ReleaseName
   /** false: no delta chunks for this release (default: the daemon's publish.delta setting) */
   delta?: boolean
+  /** replace an existing `name` whose content differs (refused with VERSION_EXISTS otherwise) */
+  force?: boolean
+  /** publish even when the input holds no file (refused with EMPTY_RELEASE otherwise) */
+  allowEmpty?: boolean
+  /** keep `.gz` inputs as they are: true for all, or glob patterns (default: the daemon's publish.keepCompressed) */
+  keepCompressed?: boolean | string[]
+  /** chunker sizes `MIN:AVG:MAX` in bytes (default: the daemon's publish.chunkSize, else the format's default) */
+  chunkSize?: string
+}
+
+export type PublishState = 'scanning' | 'reading' | 'encoding' | 'signing' | 'done' | 'failed'
+
+/** A publish job, as `POST /v1/publish` answers it and its event stream reports it. */
+export interface PublishProgress {
+  id: string
+  name: ReleaseName
+  dir: string
+  state: PublishState
+  /** input files (an archive counts once) and their bytes, known once scanned */
+  filesTotal: number
+  bytesTotal: number
+  filesRead: number
+  bytesRead: number
+  chunks: number
+  /** chunks and bytes the store did not hold before */
+  newChunks: number
+  newBytes: number
+  /** input read rate so far, and the time left at that rate */
+  bytesPerSecond: number
+  etaSeconds?: number
+  /** the input file being read */
+  current?: string
+  startedAt: number
+  finishedAt?: number
+  result?: PublishResult
+  error?: { code: string, message: string }
 }
 
 export interface ImportRequest {
@@ -63,6 +99,10 @@ export interface PublishResult {
   newChunks: number
   bytes: number
   seconds: number
+  /** true when `name` already held exactly this content: nothing was signed, `seq` is the existing one */
+  unchanged?: boolean
+  /** the chunker sizes the manifest records */
+  chunker?: { minSize: number, avgSize: number, maxSize: number }
   /** present when delta chunks were computed: against the newest earlier release */
   delta?: DeltaSummary
   /** against older releases too (config publish.deltaReleases > 1), newest first */
@@ -192,9 +232,13 @@ export interface RollbackResult {
 
 /** What the API and CLI drive. Errors thrown carry a stable string `code` (see daemon/errors.ts). */
 export interface HeraldService {
-  publish(req: PublishRequest): Promise<PublishResult>
   /** Chunk files already on disk into the store, so that the next fetch moves only the delta. */
   importRelease(req: ImportRequest): Promise<ImportResult>
+  /** Starts a publish job and returns at once; follow it with getPublish/onPublishProgress. */
+  startPublish(req: PublishRequest): Promise<PublishProgress>
+  getPublish(id: string): PublishProgress | undefined
+  /** Subscribe to progress events of one publish; returns an unsubscribe function. */
+  onPublishProgress(id: string, listener: (p: PublishProgress) => void): () => void
   /** Starts (or joins) a fetch and returns at once; follow it with getFetch/onFetchProgress. */
   startFetch(req: FetchRequest): Promise<FetchProgress>
   getFetch(id: string): FetchProgress | undefined

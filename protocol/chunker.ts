@@ -3,7 +3,7 @@
 // Parameters are frozen per manifest format version and recorded in every manifest: if they drifted between
 // releases, deduplication would silently drop to zero.
 import { createHash } from 'node:crypto'
-import { InvalidChunkerError } from './errors.js'
+import { InvalidChunkerError, InvalidInputError } from './errors.js'
 
 export interface ChunkerParams {
   algorithm: 'fastcdc'
@@ -59,6 +59,29 @@ export function validateChunkerParams (p: unknown): ChunkerParams {
   if ((avgSize & (avgSize - 1)) !== 0) throw new InvalidChunkerError('chunker avgSize must be a power of two')
   if (normalization > 4) throw new InvalidChunkerError('chunker normalization must be 0–4')
   return { algorithm: 'fastcdc', minSize, avgSize, maxSize, normalization, gear: GEAR_V1 }
+}
+
+/**
+ * Chunker parameters from `MIN:AVG:MAX` (bytes; a K or M suffix multiplies by 1024 or 1024²), the
+ * normalization and gear table of the default. Throws InvalidInputError (INVALID_ARGUMENT) with the rule
+ * broken: 64 ≤ MIN ≤ AVG ≤ MAX ≤ 4 MiB, AVG a power of two.
+ */
+export function parseChunkSize (text: string): ChunkerParams {
+  const parts = String(text).trim().split(':')
+  const sizes = parts.map(p => {
+    const m = /^(\d+)\s*([kKmM](?:i?B)?)?$/.exec(p.trim())
+    if (m == null) return NaN
+    const unit = m[2]?.[0]?.toLowerCase()
+    return Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : 1)
+  })
+  if (sizes.length !== 3 || sizes.some(n => !Number.isSafeInteger(n))) {
+    throw new InvalidInputError(`chunk size ${JSON.stringify(text)} is not MIN:AVG:MAX in bytes (e.g. 65536:262144:1048576 or 64K:256K:1M)`)
+  }
+  try {
+    return validateChunkerParams({ ...DEFAULT_CHUNKER, minSize: sizes[0], avgSize: sizes[1], maxSize: sizes[2] })
+  } catch (err: any) {
+    throw new InvalidInputError(`chunk size ${JSON.stringify(text)}: ${err.message as string}`, { cause: err })
+  }
 }
 
 function mask (bits: number): number {

@@ -64,3 +64,33 @@ export class InvalidInputError extends CodedError {
   static name = 'InvalidInputError'
   constructor (message: string, options?: ErrorOptions) { super('INVALID_ARGUMENT', 'InvalidInputError', message, options) }
 }
+
+/** The publish input (directory or file) does not exist. */
+export class InputNotFoundError extends CodedError {
+  static name = 'InputNotFoundError'
+  constructor (message: string, options?: ErrorOptions) { super('INPUT_NOT_FOUND', 'InputNotFoundError', message, options) }
+}
+
+/** The publish input, or something in it, cannot be read (permissions, I/O error). */
+export class InputUnreadableError extends CodedError {
+  static name = 'InputUnreadableError'
+  constructor (message: string, options?: ErrorOptions) { super('INPUT_UNREADABLE', 'InputUnreadableError', message, options) }
+}
+
+/** The publish input holds no file and no symlink (an unmounted mount point looks like this). */
+export class EmptyReleaseError extends CodedError {
+  static name = 'EmptyReleaseError'
+  constructor (message: string, options?: ErrorOptions) { super('EMPTY_RELEASE', 'EmptyReleaseError', message, options) }
+}
+
+/** An input file changed while the release was being read (a mirror sync still running). */
+export class InputChangedError extends CodedError {
+  static name = 'InputChangedError'
+  constructor (message: string, options?: ErrorOptions) { super('INPUT_CHANGED', 'InputChangedError', message, options) }
+}
+
+/** Two inputs would land at one path of the release (e.g. `README` and `README.gz`). */
+export class PathCollisionError extends CodedError {
+  static name = 'PathCollisionError'
+  constructor (message: string, options?: ErrorOptions) { super('PATH_COLLISION', 'PathCollisionError', message, options) }
+}

@@ -7,11 +7,13 @@ import { CID } from 'multiformats/cid'
 import { cidFromDigest, DAG_CBOR_CODEC, DIGEST_LENGTH, digestHex, sha256 } from './cid.js'
 import { MAX_CHUNK_SIZE, validateChunkerParams, type ChunkerParams } from './chunker.js'
 import { HashMismatchError, InvalidManifestError } from './errors.js'
-import { normalizeManifestPath } from './paths.js'
+import { normalizeLinkTarget, normalizeManifestPath } from './paths.js'
 import { validDataset, validVersion } from './names.js'
 import { MAX_DELTA_BASES, MAX_DELTA_TARGET_BYTES, MAX_DELTA_TARGETS } from './delta.js'
 
 export const MANIFEST_FORMAT = 1
+/** the format of manifests that carry symlinks or empty directories (readers of format 1 refuse them) */
+export const MANIFEST_FORMAT_LINKS = 2
 /** decoders refuse larger manifests (10^6 chunks is ~40 MB) */
 export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 export const MAX_FILES = 1_000_000
@@ -48,14 +50,56 @@ export interface DeltaEncoding {
   kind: string
 }
 
+/** A symlink kept as a symlink: `target` is relative and stays inside the release (paths.ts normalizeLinkTarget). */
+export interface ManifestLink {
+  path: string
+  target: string
+}
+
 export interface Manifest {
-  format: 1
+  /** 1, or 2 when `links` or `dirs` are present */
+  format: 1 | 2
   dataset: string
   version: string
   chunker: ChunkerParams
   files: ManifestFile[]
   encodings: DeltaEncoding[]
   createdAt: number
+  /** symlinks, sorted by path (format 2) */
+  links?: ManifestLink[]
+  /** empty directories, sorted (format 2) */
+  dirs?: string[]
+}
+
+/** The format a manifest with these entries is written in. */
+export function manifestFormatFor (m: Pick<Manifest, 'links' | 'dirs'>): 1 | 2 {
+  return (m.links?.length ?? 0) > 0 || (m.dirs?.length ?? 0) > 0 ? MANIFEST_FORMAT_LINKS : MANIFEST_FORMAT
+}
+
+/**
+ * Collision checks over every entry of a manifest (files, symlinks, directories): no two entries at one
+ * path, nothing inside a file or a symlink. The decoder and the publisher run the same checks.
+ */
+export class EntryPaths {
+  readonly #leaves = new Set<string>()
+  readonly #dirs = new Set<string>()
+
+  /** Returns an error text, or undefined when `path` fits. `dir` entries may share a path with parents. */
+  add (path: string, dir = false): string | undefined {
+    if (this.#leaves.has(path) || (!dir && this.#dirs.has(path))) return `${JSON.stringify(path)} collides with another entry`
+    const parts = path.split('/')
+    for (let k = 1; k < parts.length; k++) {
+      const d = parts.slice(0, k).join('/')
+      if (this.#leaves.has(d)) return `${JSON.stringify(path)} is inside a file or symlink ${JSON.stringify(d)}`
+    }
+    for (let k = 1; k < parts.length; k++) this.#dirs.add(parts.slice(0, k).join('/'))
+    if (dir) this.#dirs.add(path)
+    else this.#leaves.add(path)
+    return undefined
+  }
+
+  /** true when `path` is a directory some entry lies in (or a listed directory) */
+  isDir (path: string): boolean { return this.#dirs.has(path) }
 }
 
 function packSizes (sizes: Uint32Array): Uint8Array {
@@ -86,6 +130,9 @@ export function encodeManifest (m: Manifest): Uint8Array {
   // delta objects are written as `runs`; `encodings` stays empty, so that readers that know only
   // single-chunk encodings (which they validate strictly) still read the manifest and fetch whole chunks
   const runs = m.encodings.map(e => ({ targets: e.targets, object: e.object, size: e.size, bases: e.bases, kind: e.kind }))
+  const format = manifestFormatFor(m)
+  if (m.format !== format) throw new RangeError(`a manifest ${format === 1 ? 'without' : 'with'} symlinks or empty directories is format ${format}, not ${m.format}`)
+  const links = (m.links ?? []).map(l => ({ path: l.path, target: l.target }))
   return dagCbor.encode({
     format: m.format,
     dataset: m.dataset,
@@ -94,7 +141,9 @@ export function encodeManifest (m: Manifest): Uint8Array {
     chunker: { ...m.chunker },
     files,
     encodings: [],
-    ...(runs.length > 0 ? { runs } : {})
+    ...(runs.length > 0 ? { runs } : {}),
+    ...(links.length > 0 ? { links } : {}),
+    ...((m.dirs?.length ?? 0) > 0 ? { dirs: [...(m.dirs as string[])] } : {})
   })
 }
 
@@ -142,7 +191,7 @@ export function decodeManifest (data: Uint8Array): Manifest {
     throw new InvalidManifestError('invalid manifest: not DAG-CBOR', { cause: err })
   }
   if (!isObj(raw)) fail('not a map')
-  if (raw.format !== MANIFEST_FORMAT) fail(`unsupported format ${String(raw.format)}`)
+  if (raw.format !== MANIFEST_FORMAT && raw.format !== MANIFEST_FORMAT_LINKS) fail(`unsupported format ${String(raw.format)}`)
   const dataset = str(raw.dataset, 'dataset', 64)
   const version = str(raw.version, 'version', 64)
   if (!validDataset(dataset) || !validVersion(version)) fail('invalid dataset or version name')
@@ -155,27 +204,24 @@ export function decodeManifest (data: Uint8Array): Manifest {
   if (!Array.isArray(raw.files)) fail('files must be a list')
   if (raw.files.length > MAX_FILES) fail('too many files')
   const files: ManifestFile[] = []
-  const paths = new Set<string>()
-  const dirs = new Set<string>()
-  for (const [n, f] of raw.files.entries()) {
-    const where = `files[${n}]`
-    if (!isObj(f)) fail(`${where} must be a map`)
-    const path = str(f.path, `${where}.path`, 4096)
+  const entries = new EntryPaths()
+  const entryPath = (v: unknown, where: string): string => {
+    const path = str(v, where, 4096)
     let normal: string
     try {
       normal = normalizeManifestPath(path)
     } catch (err: any) {
-      fail(`${where}.path: ${err.message}`)
+      fail(`${where}: ${err.message as string}`)
     }
-    if (normal !== path) fail(`${where}.path is not normalised`)
-    if (paths.has(path) || dirs.has(path)) fail(`${where}.path ${JSON.stringify(path)} collides with another entry`)
-    const parts = path.split('/')
-    for (let k = 1; k < parts.length; k++) {
-      const d = parts.slice(0, k).join('/')
-      if (paths.has(d)) fail(`${where}.path ${JSON.stringify(path)} is inside a file ${JSON.stringify(d)}`)
-      dirs.add(d)
-    }
-    paths.add(path)
+    if (normal !== path) fail(`${where} is not normalised`)
+    return path
+  }
+  for (const [n, f] of raw.files.entries()) {
+    const where = `files[${n}]`
+    if (!isObj(f)) fail(`${where} must be a map`)
+    const path = entryPath(f.path, `${where}.path`)
+    const clash = entries.add(path)
+    if (clash != null) fail(`${where}.path ${clash}`)
     const size = uint(f.size, `${where}.size`)
     const mode = uint(f.mode, `${where}.mode`)
     if (mode > 0o777) fail(`${where}.mode has bits beyond 0777`)
@@ -200,6 +246,40 @@ export function decodeManifest (data: Uint8Array): Manifest {
     }
     if (f.upstream !== undefined) file.upstream = decodeUpstream(f.upstream, where)
     files.push(file)
+  }
+  const links: ManifestLink[] = []
+  const emptyDirs: string[] = []
+  if (raw.links !== undefined || raw.dirs !== undefined) {
+    if (raw.format === MANIFEST_FORMAT) fail('symlinks and directories need format 2')
+    if (raw.links !== undefined && (!Array.isArray(raw.links) || raw.links.length > MAX_FILES)) fail('links must be a list of at most ' + String(MAX_FILES))
+    if (raw.dirs !== undefined && (!Array.isArray(raw.dirs) || raw.dirs.length > MAX_FILES)) fail('dirs must be a list of at most ' + String(MAX_FILES))
+    for (const [n, l] of (raw.links ?? []).entries()) {
+      const where = `links[${n}]`
+      if (!isObj(l)) fail(`${where} must be a map`)
+      const path = entryPath(l.path, `${where}.path`)
+      const target = str(l.target, `${where}.target`, 4096)
+      let normal: string
+      try {
+        normal = normalizeLinkTarget(path, target)
+      } catch (err: any) {
+        fail(`${where}: ${err.message as string}`)
+      }
+      if (normal !== target) fail(`${where}.target is not normalised`)
+      if (n > 0 && !(links[n - 1].path < path)) fail(`${where} is out of order`)
+      const clash = entries.add(path)
+      if (clash != null) fail(`${where}.path ${clash}`)
+      links.push({ path, target })
+    }
+    for (const [n, d] of (raw.dirs ?? []).entries()) {
+      const path = entryPath(d, `dirs[${n}]`)
+      if (n > 0 && !(emptyDirs[n - 1] < path)) fail(`dirs[${n}] is out of order`)
+      const clash = entries.add(path, true)
+      if (clash != null) fail(`dirs[${n}] ${clash}`)
+      emptyDirs.push(path)
+    }
+    if (links.length === 0 && emptyDirs.length === 0) fail('format 2 without symlinks or directories')
+  } else if (raw.format !== MANIFEST_FORMAT) {
+    fail('format 2 without symlinks or directories')
   }
   if (!Array.isArray(raw.encodings)) fail('encodings must be a list')
   if (raw.runs !== undefined && !Array.isArray(raw.runs)) fail('runs must be a list')
@@ -243,7 +323,10 @@ export function decodeManifest (data: Uint8Array): Manifest {
       if (total > MAX_DELTA_TARGET_BYTES) fail(`delta encoding ${n} rebuilds ${total} bytes (limit ${MAX_DELTA_TARGET_BYTES})`)
     })
   }
-  return { format: 1, dataset, version, chunker, files, encodings, createdAt: uint(raw.createdAt, 'createdAt') }
+  const out: Manifest = { format: raw.format === MANIFEST_FORMAT_LINKS ? 2 : 1, dataset, version, chunker, files, encodings, createdAt: uint(raw.createdAt, 'createdAt') }
+  if (links.length > 0) out.links = links
+  if (emptyDirs.length > 0) out.dirs = emptyDirs
+  return out
 }
 
 /** Check bytes against the CID they were asked for, then decode them. */

@@ -29,3 +29,25 @@ export function resolveInside (root: string, rel: string): string {
   }
   return target
 }
+
+/**
+ * The normal form of a symlink target stored in a manifest, for a link at manifest path `linkPath`:
+ * relative, '/'-separated, any `..` only at the start and never climbing above the release root, then a
+ * path that only descends (so no link it passes through can lead it out: every link is checked the same
+ * way). `.` for the link's own directory. Throws InvalidPathError naming the link otherwise.
+ */
+export function normalizeLinkTarget (linkPath: string, target: string): string {
+  const what = `symlink ${JSON.stringify(linkPath.slice(0, 200))} → ${JSON.stringify(String(target).slice(0, 200))}`
+  if (typeof target !== 'string' || target.length === 0) throw new InvalidPathError(`${what}: empty target`)
+  if (target.length > MAX_PATH_LENGTH) throw new InvalidPathError(`${what}: target too long`)
+  if (target.includes('\0') || target.includes('\\')) throw new InvalidPathError(`${what}: target contains NUL or a backslash`)
+  if (target.startsWith('/') || /^[A-Za-z]:/.test(target)) throw new PathEscapeError(`${what}: absolute target (only relative links inside the release are kept)`)
+  const parts = target.split('/').filter(s => s !== '' && s !== '.')
+  let ups = 0
+  while (ups < parts.length && parts[ups] === '..') ups++
+  if (parts.slice(ups).includes('..')) throw new InvalidPathError(`${what}: '..' after a name (write the target without it)`)
+  for (const part of parts) if (part.length > 255) throw new InvalidPathError(`${what}: target component longer than 255`)
+  const depth = linkPath.split('/').length - 1
+  if (ups > depth) throw new PathEscapeError(`${what}: target escapes the release`)
+  return parts.length === 0 ? '.' : parts.join('/')
+}

@@ -3,7 +3,7 @@
 // temporary name renamed over `current`, which is atomic). Nothing half-written is ever visible; the
 // previous release stays until it is unpinned, so a rollback is one pointer switch.
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, rm, stat, symlink, writeFile, type FileHandle } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { digestHex, verifyDigest } from '../protocol/cid.js'
 import { HashMismatchError } from '../protocol/errors.js'
@@ -85,6 +85,13 @@ export class StagedRelease {
           places.push(n, offset)
           offset += file.chunkSizes[i]
         }
+      }
+      // empty directories, then symlinks (nothing of the release lies inside a symlink: the decoder checks)
+      for (const d of manifest.dirs ?? []) await mkdir(resolveInside(staging, d), { recursive: true })
+      for (const link of manifest.links ?? []) {
+        const path = resolveInside(staging, link.path)
+        await mkdir(dirname(path), { recursive: true })
+        await symlink(link.target, path)
       }
     } catch (err) {
       await r.abort()
@@ -193,14 +200,28 @@ export async function switchCurrent (root: string, dataset: string, version: str
   await fsyncDir(datasetDir)
 }
 
-/** Re-read a materialized release and check every chunk of every file against the manifest. */
+/**
+ * Re-read a materialized release and check every chunk of every file against the manifest, each file's
+ * executable bits, each symlink's target and each empty directory. `filesChecked` counts all of them.
+ */
 export async function verifyMaterialized (_store: Store, manifest: Manifest, root: string): Promise<{ filesChecked: number, badFiles: string[] }> {
   const dir = resolveInside(resolveInside(root, manifest.dataset), manifest.version)
   const badFiles: string[] = []
+  for (const link of manifest.links ?? []) {
+    const path = resolveInside(dir, link.path)
+    const ok = await lstat(path).then(async st => st.isSymbolicLink() && await readlink(path) === link.target, () => false)
+    if (!ok) badFiles.push(link.path)
+  }
+  for (const d of manifest.dirs ?? []) {
+    const ok = await lstat(resolveInside(dir, d)).then(st => st.isDirectory(), () => false)
+    if (!ok) badFiles.push(d)
+  }
   for (const file of manifest.files) {
     const path = resolveInside(dir, file.path)
     let ok = true
     try {
+      const lst = await lstat(path)
+      if (!lst.isFile() || (lst.mode & 0o111) !== (file.mode & 0o111)) ok = false
       const fh = await open(path, 'r')
       try {
         if ((await fh.stat()).size !== file.size) ok = false
@@ -219,5 +240,5 @@ export async function verifyMaterialized (_store: Store, manifest: Manifest, roo
     }
     if (!ok) badFiles.push(file.path)
   }
-  return { filesChecked: manifest.files.length, badFiles }
+  return { filesChecked: manifest.files.length + (manifest.links?.length ?? 0) + (manifest.dirs?.length ?? 0), badFiles }
 }

@@ -1,6 +1,6 @@
 // Client of the local API, used by the `herald` CLI, the demo and the tests.
 import type {
-  FetchProgress, FetchRequest, GcResult, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishRequest, PublishResult, ReleaseInfo,
+  FetchProgress, FetchRequest, GcResult, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishProgress, PublishRequest, PublishResult, ReleaseInfo,
   RollbackResult, StatusInfo, VerifyResult
 } from '../types.js'
 
@@ -31,7 +31,9 @@ export class ApiClient {
   constructor (opts: ApiClientOptions) {
     this.url = opts.url.replace(/\/+$/, '')
     this.#token = opts.token
-    this.#timeout = opts.timeout ?? 10 * 60_000
+    // HERALD_API_TIMEOUT_MS: the per-request limit (jobs such as publish and fetch are followed without one)
+    const env = Number(process.env.HERALD_API_TIMEOUT_MS)
+    this.#timeout = opts.timeout ?? (Number.isSafeInteger(env) && env > 0 ? env : 10 * 60_000)
   }
 
   async #request<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
@@ -70,7 +72,59 @@ export class ApiClient {
     }
   }
 
-  async publish (req: PublishRequest): Promise<PublishResult> { return await this.#request('POST', '/v1/publish', req) }
+  /** Start a publish job; the answer comes at once (follow it with followPublish). */
+  async startPublish (req: PublishRequest): Promise<PublishProgress> { return await this.#request('POST', '/v1/publish', req) }
+  async getPublish (id: string): Promise<PublishProgress> { return await this.#request('GET', `/v1/publish/${encodeURIComponent(id)}`) }
+
+  /** Publish and wait for the job's end, however long it takes; a failed job throws its code and message. */
+  async publish (req: PublishRequest): Promise<PublishResult> {
+    const started = await this.startPublish(req)
+    const final = await this.followPublish(started.id, () => {})
+    if (final.state !== 'done' || final.result == null) throw new ApiError(final.error?.code ?? 'PUBLISH_FAILED', 0, final.error?.message ?? `publish ${final.state}`)
+    return final.result
+  }
+
+  /** Follow a publish's progress events until it is done or failed; resolves with the last progress. */
+  async followPublish (id: string, onProgress: (p: PublishProgress) => void, signal?: AbortSignal): Promise<PublishProgress> {
+    return await this.#follow(`/v1/publish/${encodeURIComponent(id)}/events`, onProgress, signal)
+  }
+
+  async #follow<P> (path: string, onProgress: (p: P) => void, signal?: AbortSignal): Promise<P> {
+    let res: Response
+    try {
+      res = await fetch(this.url + path, { signal })
+    } catch (err: any) {
+      throw new ApiError('UNREACHABLE', 0, `cannot reach heraldd at ${this.url}`, { cause: err })
+    }
+    if (!res.ok || res.body == null) {
+      const json = await res.json().catch(() => undefined) as any
+      throw new ApiError(json?.code ?? 'HTTP_' + String(res.status), res.status, json?.message ?? `HTTP ${res.status}`)
+    }
+    let last: P | undefined
+    let buffer = ''
+    const decoder = new TextDecoder()
+    try {
+      for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(part, { stream: true })
+        let sep: number
+        while ((sep = buffer.indexOf('\n\n')) >= 0) {
+          const event = buffer.slice(0, sep)
+          buffer = buffer.slice(sep + 2)
+          const data = event.split('\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n')
+          if (data === '') continue
+          last = JSON.parse(data) as P
+          onProgress(last)
+        }
+      }
+    } catch (err: any) {
+      if (signal?.aborted === true) throw err
+      throw new ApiError('UNREACHABLE', 0, `lost heraldd at ${this.url} while following ${path} (${String(err.cause?.code ?? err.message)})`, { cause: err })
+    }
+    if (last == null) throw new ApiError('BAD_RESPONSE', 200, 'progress stream ended without an event')
+    const state = (last as { state?: string }).state
+    if (state !== 'done' && state !== 'failed') throw new ApiError('UNREACHABLE', 0, `heraldd at ${this.url} closed the progress stream of ${path} before the end (did it stop?)`)
+    return last
+  }
   async startFetch (req: FetchRequest): Promise<FetchProgress> { return await this.#request('POST', '/v1/fetch', req) }
   async getFetch (id: string): Promise<FetchProgress> { return await this.#request('GET', `/v1/fetch/${encodeURIComponent(id)}`) }
   async plan (name: string): Promise<PlanResult> { return await this.#request('GET', `/v1/plan/${encodeURIComponent(name)}`) }

@@ -7,7 +7,7 @@ import { tokensEqual } from '../keys.js'
 import { checkFetchOut } from './fetch-out.js'
 import { hostAllowed } from './host-check.js'
 import { checkPublishInput } from './publish-input.js'
-import type { HeraldService, ImportRequest } from '../types.js'
+import type { HeraldService, ImportRequest, PublishProgress } from '../types.js'
 
 import type { Log } from '../log.js'
 
@@ -35,9 +35,32 @@ const HEARTBEAT_MS = 15_000
 
 const nameParam = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 3, maxLength: 200 } } } as const
 
+/** Server-Sent Events of one job: its state now, then every progress event until it is done or failed. */
+function streamEvents<P extends { state: string }> (req: FastifyRequest, reply: FastifyReply, first: P, subscribe: (l: (p: P) => void) => () => void, now: () => P, open: Set<() => void>): void {
+  reply.hijack()
+  const res = reply.raw
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
+  const send = (p: P): void => { res.write(`event: progress\ndata: ${JSON.stringify(p)}\n\n`) }
+  const over = (p: P): boolean => p.state === 'done' || p.state === 'failed'
+  let unsubscribe = (): void => {}
+  const heartbeat = setInterval(() => { res.write(': heartbeat\n\n') }, HEARTBEAT_MS)
+  const end = (): void => { open.delete(end); clearInterval(heartbeat); unsubscribe(); res.end() }
+  // a closing server ends the stream (the job goes on until the daemon stops it): close waits for open responses
+  open.add(end)
+  res.on('close', () => { open.delete(end); clearInterval(heartbeat); unsubscribe() })
+  unsubscribe = subscribe((p) => {
+    send(p)
+    if (over(p)) end()
+  })
+  const current = now() ?? first
+  send(current)
+  if (over(current)) end()
+}
+
 export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer> {
   const { service, logger } = opts
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 })
+  // forceCloseConnections: event streams (and their sockets) must not hold a stopping daemon open
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true })
   const routes: Array<{ method: string, url: string }> = []
   app.addHook('onRoute', (r) => {
     const methods = Array.isArray(r.method) ? r.method : [r.method]
@@ -78,12 +101,41 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
     return await reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', reasons: r.reasons })
   })
 
+  const publishStreams = new Set<() => void>()
+  app.addHook('preClose', async () => { for (const end of [...publishStreams]) end() })
   app.post('/v1/publish', {
     preHandler: auth,
-    schema: { body: { type: 'object', required: ['name', 'dir'], additionalProperties: false, properties: { name: { type: 'string' }, dir: { type: 'string', minLength: 1 }, base: { type: 'string' }, delta: { type: 'boolean' } } } }
-  }, async (req) => {
+    schema: {
+      body: {
+        type: 'object',
+        required: ['name', 'dir'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string' },
+          dir: { type: 'string', minLength: 1 },
+          base: { type: 'string' },
+          delta: { type: 'boolean' },
+          force: { type: 'boolean' },
+          allowEmpty: { type: 'boolean' },
+          keepCompressed: { anyOf: [{ type: 'boolean' }, { type: 'array', maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 1000 } }] },
+          chunkSize: { type: 'string', maxLength: 100 }
+        }
+      }
+    }
+  }, async (req, reply) => {
     await checkPublishInput((req.body as any).dir)
-    return await service.publish(req.body as any)
+    return await reply.code(202).send(await service.startPublish(req.body as any))
+  })
+  const publishJob = (id: string): PublishProgress => {
+    const p = service.getPublish(id)
+    if (p == null) throw Object.assign(new Error(`no publish with id ${id}`), { code: 'PUBLISH_NOT_FOUND' })
+    return p
+  }
+  app.get('/v1/publish/:id', async (req) => publishJob((req.params as any).id))
+  app.get('/v1/publish/:id/events', async (req, reply) => {
+    const id = (req.params as any).id as string
+    const first = publishJob(id)
+    streamEvents(req, reply, first, l => service.onPublishProgress(id, l), () => service.getPublish(id) ?? first, publishStreams)
   })
   app.post('/v1/fetch', {
     preHandler: auth,

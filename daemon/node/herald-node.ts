@@ -9,19 +9,21 @@ import { compressChunk } from '../../protocol/exchange/compression.js'
 import { manifestChunkIndex, manifestDeltaIndex, decodeManifest, verifyManifest, type Manifest } from '../../protocol/manifest.js'
 import { decodeDelta, DELTA_KIND, MAX_DELTA_BASE_BYTES } from '../../protocol/delta.js'
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
+import { parseChunkSize } from '../../protocol/chunker.js'
 import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease, type TrustedKey } from '../../protocol/release.js'
 import { Store } from '../../store/store.js'
 import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { Announcer } from '../announce/announcer.js'
 import { releasesDir, type HeraldConfig } from '../config.js'
-import { codeOf, HeraldError } from '../errors.js'
+import { codeOf, HeraldError, HTTP_STATUS_BY_CODE } from '../errors.js'
 import { RepeatWarning } from '../repeat-warning.js'
 import { PeerStats } from '../fetch/peer-stats.js'
 import { HolderDiscovery } from '../fetch/holder-discovery.js'
 import { DeltaFailedError, FetchScheduler } from '../fetch/scheduler.js'
 import { ReleaseSwarm } from '../fetch/swarm.js'
 import { FetchJob } from './fetch-job.js'
-import { Publisher } from './publisher.js'
+import { PublishJob } from './publish-job.js'
+import { Publisher, sameContent } from './publisher.js'
 import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
 
 export { VERSION }
@@ -34,7 +36,7 @@ import { importDirectory } from '../../store/import.js'
 import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
-  FetchProgress, FetchRequest, GcResult, HeraldService, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishRequest, PublishResult,
+  FetchProgress, FetchRequest, GcResult, HeraldService, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishProgress, PublishRequest, PublishResult,
   ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
 } from '../types.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
@@ -42,6 +44,9 @@ import type { CID } from 'multiformats/cid'
 
 const RESOLVE_TIMEOUT_MS = 5_000
 const FETCHES_KEY = 'fetches'
+const PUBLISHES_KEY = 'publishes'
+/** finished publish jobs kept for GET /v1/publish/:id (a few KB each) */
+const MAX_FINISHED_PUBLISHES = 100
 const CONNECT_WAIT_MS = 10_000
 /** how long stop() waits for fetches to checkpoint before closing the store anyway */
 const STOP_JOBS_TIMEOUT_MS = 10_000
@@ -68,6 +73,7 @@ export class HeraldNode implements HeraldService {
   readonly #bootstrapWarning: RepeatWarning
   readonly #swarms = new Map<string, ReleaseSwarm>()
   readonly #jobs = new Map<string, FetchJob>()
+  readonly #publishJobs = new Map<string, PublishJob>()
   readonly #startedAt = Date.now()
   readonly #received = { peer: 0, seed: 0 }
   #served = 0
@@ -153,6 +159,7 @@ export class HeraldNode implements HeraldService {
     this.#timers.push(setInterval(() => { this.#recordRtts() }, 5_000))
     for (const t of this.#timers) t.unref()
     await this.#resumeFetches()
+    await this.#endInterruptedPublishes()
     this.#log.info({ peerId: this.peerId, addrs: this.listenAddrs(), seed: this.isSeed }, 'heraldd started')
   }
 
@@ -160,7 +167,7 @@ export class HeraldNode implements HeraldService {
     if (this.#stopping) return
     this.#stopping = true
     for (const t of this.#timers) clearInterval(t)
-    for (const job of this.#jobs.values()) {
+    for (const job of [...this.#jobs.values(), ...this.#publishJobs.values()]) {
       try {
         job.controller.abort(new HeraldError('SHUTTING_DOWN', 'daemon stopping'))
       } catch (err: any) {
@@ -170,7 +177,7 @@ export class HeraldNode implements HeraldService {
     }
     // interrupted fetches stay in the pending list (checkpointed), so the next start resumes them; a fetch
     // that does not settle in time is left to the process exit, the store is closed regardless
-    const settled = Promise.allSettled([...this.#jobs.values()].map(async j => await j.done))
+    const settled = Promise.allSettled([...this.#jobs.values(), ...this.#publishJobs.values()].map(async j => await j.done))
     let timer: ReturnType<typeof setTimeout> | undefined
     const late = await Promise.race([
       settled.then(() => false),
@@ -678,38 +685,139 @@ export class HeraldNode implements HeraldService {
 
   // ---- publish -------------------------------------------------------------------------------------
 
-  async publish (req: PublishRequest): Promise<PublishResult> {
+  /** Start a publish job and return at once (validation errors of the request are thrown here). */
+  async startPublish (req: PublishRequest): Promise<PublishProgress> {
     if (this.#publisherKey == null) throw new HeraldError('NOT_PUBLISHER', this.config.seed ? 'this daemon holds no publisher key: create one with `heraldd init --seed`' : 'this daemon was not started as a seed: start it with `heraldd start --seed` (the publisher key is loaded only then)')
+    if (this.#stopping) throw new HeraldError('SHUTTING_DOWN', 'daemon stopping')
     const { dataset, version } = parseReleaseName(req.name)
-    const started = performance.now()
-    const built = await this.store.withFetch(async () => {
-      const result = await this.#publisher.build({ dataset, version, dir: req.dir, base: req.base, delta: req.delta })
-      await this.#repin(dataset, version, result.pinDigests)
-      return result
+    if (req.chunkSize != null) parseChunkSize(req.chunkSize)
+    const running = [...this.#publishJobs.values()].find(j => !j.finished && j.request.name === formatReleaseName(dataset, version))
+    if (running != null) throw new HeraldError('CONFLICT', `${req.name} is being published (job ${running.id})`)
+    const job = new PublishJob({ ...req, name: formatReleaseName(dataset, version) })
+    // finished jobs stay answerable for a while: the oldest beyond MAX_FINISHED_PUBLISHES are forgotten
+    const finished = [...this.#publishJobs.values()].filter(j => j.finished)
+    for (const old of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_PUBLISHES))) this.#publishJobs.delete(old.id)
+    this.#publishJobs.set(job.id, job)
+    await this.#rememberPublishes()
+    // a job ended by a stop stays listed, so the restarted daemon reports it as interrupted
+    const first = job.snapshot()
+    job.done = this.#runPublish(job, dataset, version).finally(async () => {
+      if (!this.#stopping) await this.#rememberPublishes().catch(() => {})
     })
-    const previous = await this.store.getRelease(dataset, version)
-    const seq = previous != null ? decodeSignedRelease(previous).record.seq + 1 : 1
-    const record = { dataset, version, manifestCid: built.cid, seq, publishedAt: Date.now() }
-    const bytes = await signRelease(record, this.#publisherKey)
-    await this.store.putRelease(record, bytes)
-    const swarm = this.#swarms.get(built.cid.toString())
-    if (swarm != null) this.#swarms.delete(built.cid.toString())
-    const opened = await this.#openSwarm(built.cid, built.manifest)
-    this.announcer.provideManifest(built.cid)
-    this.announcer.provideChunks(Array.from({ length: opened.entries }, (_, e) => cidFromDigest(opened.digestAt(e))))
-    const seconds = (performance.now() - started) / 1000
-    this.#log.info({ release: req.name, manifest: built.cid.toString(), seq, chunks: built.stats.chunks, newChunks: built.newChunks, deltas: built.deltas, seconds }, 'published')
-    return {
-      name: formatReleaseName(dataset, version),
-      manifestCid: built.cid.toString(),
-      seq,
-      files: built.stats.files,
-      chunks: built.stats.chunks,
-      newChunks: built.newChunks,
-      bytes: built.stats.bytes,
-      seconds,
-      delta: built.deltas[0],
-      olderDeltas: built.deltas.length > 1 ? built.deltas.slice(1) : undefined
+    return first
+  }
+
+  getPublish (id: string): PublishProgress | undefined {
+    return this.#publishJobs.get(id)?.snapshot()
+  }
+
+  onPublishProgress (id: string, listener: (p: PublishProgress) => void): () => void {
+    const job = this.#publishJobs.get(id)
+    if (job == null) throw new HeraldError('PUBLISH_NOT_FOUND', `no publish with id ${id}`)
+    return job.onProgress(listener)
+  }
+
+  /** Start a publish and wait for its end (tests, the demo). */
+  async publish (req: PublishRequest): Promise<PublishResult> {
+    const started = await this.startPublish(req)
+    const job = this.#publishJobs.get(started.id) as PublishJob
+    await job.done
+    if (job.error != null) throw new HeraldError(job.error.code, job.error.message)
+    return job.result as PublishResult
+  }
+
+  /** Running publishes are kept in the store, so that a restarted daemon reports them as interrupted. */
+  async #rememberPublishes (): Promise<void> {
+    const running = [...this.#publishJobs.values()].filter(j => !j.finished).map(j => ({ id: j.id, name: j.request.name, dir: j.request.dir }))
+    await this.store.putProgress(PUBLISHES_KEY, JSON.stringify(running))
+  }
+
+  /** Publishes a stopped daemon left: they end as failed jobs (nothing of them was signed). */
+  async #endInterruptedPublishes (): Promise<void> {
+    const raw = await this.store.getProgress(PUBLISHES_KEY)
+    if (raw == null) return
+    let list: Array<{ id: string, name: string, dir: string }> = []
+    try { list = JSON.parse(new TextDecoder().decode(raw)) } catch {}
+    for (const p of Array.isArray(list) ? list : []) {
+      const job = new PublishJob({ name: String(p.name), dir: String(p.dir) }, String(p.id))
+      job.fail('INTERRUPTED', `the daemon stopped while publishing ${String(p.name)}; nothing was signed: publish again (chunks already stored are reused)`)
+      this.#publishJobs.set(job.id, job)
+    }
+    await this.store.deleteProgress(PUBLISHES_KEY)
+  }
+
+  async #runPublish (job: PublishJob, dataset: string, version: string): Promise<void> {
+    const req = job.request
+    const started = performance.now()
+    try {
+      const built = await this.store.withFetch(async () => {
+        const result = await this.#publisher.build({
+          dataset,
+          version,
+          dir: req.dir,
+          base: req.base,
+          delta: req.delta,
+          allowEmpty: req.allowEmpty,
+          keepCompressed: req.keepCompressed,
+          chunkSize: req.chunkSize,
+          signal: job.controller.signal,
+          progress: job.counters,
+          onScanned: () => { job.setState('reading') },
+          onNewChunk: (n) => { job.newChunks++; job.newBytes += n },
+          onEncoding: () => { job.setState('encoding') }
+        })
+        job.controller.signal.throwIfAborted()
+        job.setState('signing')
+        // versions are immutable: the same content is no new record; other content only with force
+        const previous = await this.store.getRelease(dataset, version)
+        if (previous != null) {
+          const prev = decodeSignedRelease(previous).record
+          const prevBytes = await this.store.getManifest(prev.manifestCid)
+          const same = prev.manifestCid.equals(result.cid) || (prevBytes != null && sameContent(decodeManifest(prevBytes), result.manifest))
+          if (same) return { result, unchanged: prev }
+          if (req.force !== true) {
+            throw new HeraldError('VERSION_EXISTS', `${req.name} is already published (seq ${prev.seq}, manifest ${prev.manifestCid.toString()}) with other content; a version name means fixed content: publish a new version, or replace it with --force (labs then switch to the new content)`)
+          }
+        }
+        await this.#repin(dataset, version, result.pinDigests)
+        return { result }
+      })
+      const b = built.result
+      const chunker = { minSize: b.manifest.chunker.minSize, avgSize: b.manifest.chunker.avgSize, maxSize: b.manifest.chunker.maxSize }
+      const base = { name: formatReleaseName(dataset, version), files: b.stats.files, chunks: b.stats.chunks, newChunks: b.newChunks, bytes: b.stats.bytes, chunker }
+      if (built.unchanged != null) {
+        const seconds = (performance.now() - started) / 1000
+        this.#log.info({ release: req.name, manifest: built.unchanged.manifestCid.toString(), seq: built.unchanged.seq }, 'publish: content unchanged, nothing signed')
+        job.succeed({ ...base, manifestCid: built.unchanged.manifestCid.toString(), seq: built.unchanged.seq, seconds, unchanged: true })
+        return
+      }
+      const previous = await this.store.getRelease(dataset, version)
+      const seq = previous != null ? decodeSignedRelease(previous).record.seq + 1 : 1
+      const record = { dataset, version, manifestCid: b.cid, seq, publishedAt: Date.now() }
+      const bytes = await signRelease(record, this.#publisherKey as PrivateKey)
+      await this.store.putRelease(record, bytes)
+      const swarm = this.#swarms.get(b.cid.toString())
+      if (swarm != null) this.#swarms.delete(b.cid.toString())
+      const opened = await this.#openSwarm(b.cid, b.manifest)
+      this.announcer.provideManifest(b.cid)
+      this.announcer.provideChunks(Array.from({ length: opened.entries }, (_, e) => cidFromDigest(opened.digestAt(e))))
+      const seconds = (performance.now() - started) / 1000
+      this.#log.info({ release: req.name, manifest: b.cid.toString(), seq, chunks: b.stats.chunks, newChunks: b.newChunks, deltas: b.deltas, seconds }, 'published')
+      job.succeed({
+        ...base,
+        manifestCid: b.cid.toString(),
+        seq,
+        seconds,
+        delta: b.deltas[0],
+        olderDeltas: b.deltas.length > 1 ? b.deltas.slice(1) : undefined
+      })
+    } catch (err: any) {
+      const aborted = job.controller.signal.aborted
+      const code = aborted ? 'INTERRUPTED' : (typeof err?.code === 'string' && HTTP_STATUS_BY_CODE[err.code] != null ? err.code : 'PUBLISH_FAILED')
+      const message = aborted ? `the daemon stopped while publishing ${req.name}; nothing was signed: publish again (chunks already stored are reused)` : code === 'PUBLISH_FAILED' ? `publish failed: ${String(err?.message ?? err)}` : String(err.message)
+      if (code === 'PUBLISH_FAILED') this.#log.error({ err, release: req.name }, 'publish failed')
+      else this.#log.warn({ release: req.name, code, err: message }, 'publish refused')
+      job.fail(code, message)
     }
   }
 

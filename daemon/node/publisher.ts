@@ -5,7 +5,9 @@
 import { digestHex, parseCid } from '../../protocol/cid.js'
 import { DELTA_KIND } from '../../protocol/delta.js'
 import { computeWireSizes, DeltaPool, encodeReleaseDeltas } from '../../protocol/delta-encoder.js'
-import { buildRelease } from '../../protocol/ingest.js'
+import { DEFAULT_CHUNKER, parseChunkSize } from '../../protocol/chunker.js'
+import { InvalidManifestError } from '../../protocol/errors.js'
+import { buildRelease, type IngestProgress } from '../../protocol/ingest.js'
 import { decodeManifest, encodeManifest, manifestChunkIndex, manifestCid, manifestDeltaIndex, type DeltaEncoding, type Manifest } from '../../protocol/manifest.js'
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
 import { HeraldError } from '../errors.js'
@@ -21,6 +23,25 @@ export interface PublishInput {
   /** the release to encode deltas against (default: the newest held, plus older ones per config) */
   base?: string
   delta?: boolean
+  allowEmpty?: boolean
+  keepCompressed?: boolean | string[]
+  /** `MIN:AVG:MAX`; default publish.chunkSize, else the format's default */
+  chunkSize?: string
+  signal?: AbortSignal
+  /** counters the ingest pipeline updates in place */
+  progress?: IngestProgress
+  /** a chunk the store did not hold was stored */
+  onNewChunk?: (bytes: number) => void
+  /** called once the input was scanned, before it is read */
+  onScanned?: () => void
+  /** called when the input is read and deltas are being encoded */
+  onEncoding?: () => void
+}
+
+/** Whether two manifests hold the same files, symlinks and directories (delta encodings and wire sizes aside). */
+export function sameContent (a: Manifest, b: Manifest): boolean {
+  const bare = (m: Manifest): Buffer => Buffer.from(encodeManifest({ ...m, encodings: [], files: m.files.map(f => ({ ...f, wireSizes: undefined })) }))
+  return bare(a).equals(bare(b))
 }
 
 export interface Published {
@@ -63,9 +84,19 @@ export class Publisher {
     const known = new Map<string, number>()
     const running = new Set<Promise<void>>()
     let failure: unknown
-    const result = await buildRelease(input.dir, {
+    const chunker = input.chunkSize != null ? parseChunkSize(input.chunkSize) : this.#config.chunkSize != null ? parseChunkSize(this.#config.chunkSize) : DEFAULT_CHUNKER
+    let result: Awaited<ReturnType<typeof buildRelease>>
+    try {
+      result = await buildRelease(input.dir, {
       dataset: input.dataset,
       version: input.version,
+      chunker,
+      allowEmpty: input.allowEmpty,
+      keepCompressed: input.keepCompressed ?? this.#config.keepCompressed,
+      readBytesPerSecond: this.#config.readBytesPerSecond,
+      signal: input.signal,
+      progress: input.progress,
+      onScanned: input.onScanned,
       onChunk: async (digest, bytes) => {
         if (failure != null) throw failure
         const key = digestHex(digest)
@@ -76,14 +107,19 @@ export class Publisher {
         // compress on the pool while the chunker goes on, a bounded number at a time
         const p = pool.run({ op: 'compress', data: bytes }).then(async r => {
           known.set(key, r.compressedSize ?? bytes.byteLength)
-          if (await store.putChunk(digest, bytes, r.frame)) newChunks++
+          if (await store.putChunk(digest, bytes, r.frame)) { newChunks++; input.onNewChunk?.(bytes.byteLength) }
         }).catch(err => { failure ??= err }).finally(() => { running.delete(p) })
         running.add(p)
         if (running.size >= pool.threads * 4) await Promise.race(running)
       }
-    })
-    await Promise.all(running)
+      })
+    } finally {
+      // chunks being stored are stored (or fail) before this returns, even when the build failed
+      await Promise.allSettled(running)
+    }
     if (failure != null) throw failure
+    input.signal?.throwIfAborted()
+    input.onEncoding?.()
     const deltas: DeltaSummary[] = []
     const encodings: DeltaEncoding[] = []
     if (input.delta ?? this.#config.delta) {
@@ -108,6 +144,13 @@ export class Publisher {
     // what each chunk weighs on the wire, for `herald plan`
     await computeWireSizes(result.manifest, pool, async d => await store.getChunk(d), known)
     const bytes = encodeManifest(result.manifest)
+    // every check a lab makes on the manifest, made before anything is signed
+    try {
+      decodeManifest(bytes)
+    } catch (err: any) {
+      throw new InvalidManifestError(`labs would refuse this release, so it is not published: ${err.message as string}`, { cause: err })
+    }
+    input.signal?.throwIfAborted()
     const cid = manifestCid(bytes)
     await store.putManifest(cid, bytes)
     const index = manifestChunkIndex(result.manifest)

@@ -116,7 +116,7 @@ describe('re-publishing a release', function () {
       await writeFile(join(dir, 'a', 'f.txt'), 'first content '.repeat(5_000))
       await writeFile(join(dir, 'b', 'f.txt'), 'second content '.repeat(5_000))
       const first = await seed.client.publish({ name: 'rp@1', dir: join(dir, 'a') })
-      const second = await seed.client.publish({ name: 'rp@1', dir: join(dir, 'b') })
+      const second = await seed.client.publish({ name: 'rp@1', dir: join(dir, 'b'), force: true })
       expect(second.seq).to.equal(first.seq + 1)
       const gc = await seed.client.gc()
       expect(gc.chunksFreed).to.equal(first.chunks)

@@ -63,8 +63,14 @@ describe('OpenAPI document', function () {
         const res = await fetch(seed.apiUrl + url, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body) })
         return { status: res.status, json: await res.json() }
       }
+      // publish is a job: its start, then its end, each as documented
+      const started = await call('POST', '/v1/publish', { name: 'api@1', dir: join(dir, 'in') })
+      validate('/v1/publish', 'POST', started.status, started.json)
+      expect(started.status).to.equal(202)
+      await seed.client.followPublish((started.json as any).id, () => {})
       const cases: Array<[string, string, string, unknown?]> = [
-        ['POST', '/v1/publish', '/v1/publish', { name: 'api@1', dir: join(dir, 'in') }],
+        ['GET', '/v1/publish/{id}', `/v1/publish/${String((started.json as any).id)}`],
+        ['GET', '/v1/publish/{id}', '/v1/publish/unknown'],
         ['GET', '/healthz', '/healthz'],
         ['GET', '/readyz', '/readyz'],
         ['GET', '/v1/releases', '/v1/releases'],

@@ -10,6 +10,7 @@ import { manifestChunkIndex, manifestDeltaIndex, decodeManifest, verifyManifest,
 import { decodeDelta, DELTA_KIND, MAX_DELTA_BASE_BYTES } from '../../protocol/delta.js'
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
 import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease } from '../../protocol/release.js'
+import { checkFreeSpace } from '../../store/space.js'
 import { Store } from '../../store/store.js'
 import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { Announcer } from '../announce/announcer.js'
@@ -99,6 +100,7 @@ export class HeraldNode implements HeraldService {
     const trusted: Array<Uint8Array | string> = await loadTrustedKeys(init.config.trustedPublishers)
     if (init.publisherKey != null) trusted.push(init.publisherKey.publicKey.raw)
     const store = await Store.open(join(init.config.dataDir, 'store'))
+    if (store.recovery.packs.length > 0) init.log.warn(store.recovery, 'packs shorter than the index (power loss?): chunks past their end are dropped and will be fetched again')
     let node: HeraldNode | undefined
     try {
       const libp2p = await createNodeLibp2p(init.config, init.peerKey, {
@@ -499,6 +501,10 @@ export class HeraldNode implements HeraldService {
       this.announcer.provideManifest(cid)
       job.setState('fetching')
       const root = job.out ?? releasesDir(this.config)
+      // chunks into the packs (in their stored form), the whole release into its staging directory
+      let packBytes = 0
+      for (let i = 0; i < index.count; i++) if (!swarm.hasLocal(i)) packBytes += index.wireSizes?.[i] ?? index.sizes[i]
+      await checkFreeSpace([{ path: this.store.dir, bytes: packBytes }, { path: root, bytes: index.totalBytes }])
       const staged = await StagedRelease.open(this.store, manifest, { root })
       const key = cid.toString()
       const writers = this.#staged.get(key) ?? new Set()
@@ -538,8 +544,9 @@ export class HeraldNode implements HeraldService {
       job.progress.error = { code, message: err?.message ?? String(err) }
       job.setState('failed')
       this.#metrics?.fetchDurationSeconds.observe({ result: 'failed' }, (performance.now() - started) / 1000)
-      if (!signal.aborted) {
-        // a fetch that failed for good is not resumed at the next start; an interrupted one is
+      if (!signal.aborted && code !== 'DISK_FULL') {
+        // a fetch that failed for good is not resumed at the next start; an interrupted one is, and so is
+        // one that ran out of disk (it resumes once space is freed: at the next start, or asked again)
         await this.#forgetFetch(job.name).catch(() => {})
         this.#log.warn({ release: job.name, code, err: err?.message }, 'fetch failed')
       }

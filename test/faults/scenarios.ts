@@ -1,7 +1,7 @@
 // The fault scenarios, each run for a number of trials against real heraldd processes (or the real store)
 // and counted: a trial holds when the promise under test held (the fetch ends verified, nothing partial was
 // visible, the store opened with nothing wrong), and fails otherwise, with the reason.
-import { readdir, readFile, readlink, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises'
+import { open, readdir, readFile, readlink, rm, stat, statfs, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateNextRelease, generateRelease, prng } from '../fixtures/release-gen.js'
 import { checkWhole, powerCut, randomChunk } from '../helpers/power-cut.js'
@@ -38,8 +38,9 @@ export async function killFetch (dir: string, n: number): Promise<Tally> {
     await seed.client.publish({ name: 'kf@1', dir: input })
     const rand = prng(4242)
     for (let t = 0; t < n; t++) {
-      const lab = await c.startLab(`lab${t}`)
+      let running: DaemonProcess | undefined
       try {
+        const lab = running = await c.startLab(`lab${t}`)
         const started = await lab.client.startFetch({ name: 'kf@1' })
         const killAt = Date.now() + rand() * 3_500
         let phase = 'queued'
@@ -54,7 +55,7 @@ export async function killFetch (dir: string, n: number): Promise<Tally> {
         await lab.launch()
         await expectVerified(lab, 'kf@1', input, await finishAfterRestart(lab, 'kf@1'))
         tally.ok()
-      } catch (err) { tally.fail(t, err) } finally { await lab.kill() }
+      } catch (err) { tally.fail(t, err) } finally { await running?.kill() }
     }
     tally.figures.killedIn = Object.entries(phases).map(([k, v]) => `${k}:${v}`).join(',')
   } finally { await c.close() }
@@ -85,10 +86,11 @@ export async function killUpdate (dir: string, n: number): Promise<Tally> {
     await seed.client.publish({ name: 'up@2', dir: v2 })
     const rand = prng(5151)
     for (let t = 0; t < n; t++) {
-      const lab = await c.startLab(`lab${t}`)
+      let running: DaemonProcess | undefined
       let stop = false
       const bad: string[] = []
       try {
+        const lab = running = await c.startLab(`lab${t}`)
         const f1 = await lab.fetch('up@1')
         if (f1.state !== 'done') throw new Error(`v1: ${JSON.stringify(f1.error)}`)
         const current = join(lab.opts.dataDir, 'releases', 'up', 'current')
@@ -119,7 +121,7 @@ export async function killUpdate (dir: string, n: number): Promise<Tally> {
         if ((await readlink(current)) !== '2') throw new Error(`current is ${await readlink(current)}, not 2`)
         if (bad.length > 0) throw new Error(`watcher saw ${bad.length} bad samples: ${bad[0]}`)
         tally.ok()
-      } catch (err) { tally.fail(t, err) } finally { stop = true; await lab.kill() }
+      } catch (err) { tally.fail(t, err) } finally { stop = true; await running?.kill() }
     }
     tally.figures.samples = samples
   } finally { await c.close() }
@@ -220,8 +222,9 @@ export async function powerLossDaemon (dir: string, n: number): Promise<Tally> {
     await seed.client.publish({ name: 'pl@1', dir: input })
     const rand = prng(7171)
     for (let t = 0; t < n; t++) {
-      const lab = await c.startLab(`lab${t}`)
+      let running: DaemonProcess | undefined
       try {
+        const lab = running = await c.startLab(`lab${t}`)
         const started = await lab.client.startFetch({ name: 'pl@1' })
         await until(async () => (await lab.client.getFetch(started.id)).doneChunks >= 2 + Math.floor(rand() * 20), 60_000)
         await lab.kill()
@@ -235,7 +238,7 @@ export async function powerLossDaemon (dir: string, n: number): Promise<Tally> {
         dropped += Number(m?.[1] ?? 0)
         await expectVerified(lab, 'pl@1', input, await finishAfterRestart(lab, 'pl@1'))
         tally.ok()
-      } catch (err) { tally.fail(t, err) } finally { await lab.kill() }
+      } catch (err) { tally.fail(t, err) } finally { await running?.kill() }
     }
     tally.figures.indexEntriesDropped = dropped
   } finally { await c.close() }
@@ -264,8 +267,9 @@ export async function sourceFault (dir: string, n: number, mode: 'kill' | 'stop'
     await base.kill()
     tally.figures.baselineMs = baseline
     for (let t = 0; t < n; t++) {
-      const lab = await fetcher(`c${t}`)
+      let running: DaemonProcess | undefined
       try {
+        const lab = running = await fetcher(`c${t}`)
         const began = Date.now()
         const started = await lab.client.startFetch({ name: 'src@1' })
         await until(async () => { const p = await lab.client.getFetch(started.id); return p.doneChunks >= 2 || p.state === 'done' || p.state === 'failed' }, 60_000)
@@ -276,7 +280,7 @@ export async function sourceFault (dir: string, n: number, mode: 'kill' | 'stop'
         await expectVerified(lab, 'src@1', input, done)
         tally.ok()
       } catch (err) { tally.fail(t, err) } finally {
-        await lab.kill()
+        await running?.kill()
         if (mode === 'kill') await a.launch()
         else process.kill(a.child!.pid!, 'SIGCONT')
       }
@@ -331,8 +335,7 @@ export async function diskFull (dir: string): Promise<Tally> {
       const lab = await c.startLab('lab2')
       const started = await lab.client.startFetch({ name: 'df@1' })
       await until(async () => (await lab.client.getFetch(started.id)).doneChunks >= 3, 60_000)
-      const s = await statfs(mnt)
-      await writeFile(join(mnt, 'ballast'), Buffer.alloc(Math.max(0, Number(s.bavail) * Number(s.bsize) - 256 * 1024)))
+      await fillUp(join(mnt, 'ballast'))
       const began = Date.now()
       const f = await lab.waitFetch(started.id, 120_000)
       tally.figures.midTransferFailMs = Date.now() - began
@@ -349,7 +352,7 @@ export async function diskFull (dir: string): Promise<Tally> {
     // 3. a publish fills the seed's disk
     try {
       const mnt = join(dir, 'pubseed')
-      await mountTmpfs(mnt, 40)
+      await mountTmpfs(mnt, 8)
       mounts.push(mnt)
       const small = join(dir, 'small')
       await generateRelease({ seed: 92, entries: 3_000, dir: small })
@@ -378,6 +381,20 @@ export async function diskFull (dir: string): Promise<Tally> {
     for (const m of mounts) await unmount(m)
   }
   return tally
+}
+
+/** Another process fills the filesystem: write until ENOSPC, 1 MiB at a time (bounded by the filesystem's size). */
+async function fillUp (path: string): Promise<void> {
+  const fh = await open(path, 'w')
+  try {
+    const block = Buffer.alloc(MiB, 1)
+    const fs = await statfs(path)
+    const limit = Number(fs.blocks) * Number(fs.bsize) / MiB + 1
+    for (let i = 0; i < limit; i++) await fh.write(block)
+    throw new Error('the filesystem did not fill up')
+  } catch (err: any) {
+    if (err.code !== 'ENOSPC') throw err
+  } finally { await fh.close() }
 }
 
 /** One seed and `labs` labs fetching the same release at once: no failures; peak RSS reported. */
@@ -421,8 +438,9 @@ export async function gcRace (dir: string, n: number): Promise<Tally> {
     await seed.client.publish({ name: 'gr@2', dir: v2 })
     const rand = prng(1111)
     for (let t = 0; t < n; t++) {
-      const lab = await c.startLab(`lab${t}`)
+      let running: DaemonProcess | undefined
       try {
+        const lab = running = await c.startLab(`lab${t}`)
         if ((await lab.fetch('gr@1')).state !== 'done') throw new Error('v1 fetch failed')
         const started = await lab.client.startFetch({ name: 'gr@2' })
         const actions = ['gc', 'rollback', 'restart', 'gc']
@@ -438,7 +456,7 @@ export async function gcRace (dir: string, n: number): Promise<Tally> {
         await expectVerified(lab, 'gr@2', v2, done)
         if (!(await lab.client.verify('gr@1')).ok) throw new Error('v1 lost chunks')
         tally.ok()
-      } catch (err) { tally.fail(t, err) } finally { await lab.kill() }
+      } catch (err) { tally.fail(t, err) } finally { await running?.kill() }
     }
   } finally { await c.close() }
   return tally

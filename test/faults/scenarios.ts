@@ -137,9 +137,9 @@ export async function killSeedPublish (dir: string, n: number): Promise<Tally> {
     await generateRelease({ seed: 61, entries: 6_000, dir: base })
     const seed = await c.startSeed()
     await seed.client.publish({ name: 'sp@0', dir: base })
-    const lab = await c.startLab('lab')
     const rand = prng(6161)
     for (let t = 1; t <= n; t++) {
+      let running: DaemonProcess | undefined
       try {
         const input = join(dir, `in${t}`)
         await generateNextRelease(base, input, { seed: 6100 + t, modifyFraction: 0.05, appendFraction: 0.5 })
@@ -154,11 +154,13 @@ export async function killSeedPublish (dir: string, n: number): Promise<Tally> {
         if (!v0.ok) throw new Error(`sp@0 no longer verifies after a kill at ${killedAfter} ms`)
         const pub = await seed.client.publish({ name: `sp@${t}`, dir: input })
         if (pub.chunks < 1) throw new Error('publish stored nothing')
+        // a lab started now (the restarted seed listens on a new port)
+        const lab = running = await c.startLab(`lab${t}`)
         const got = await lab.fetch(`sp@${t}`)
         await expectVerified(lab, `sp@${t}`, input, got)
         if (!(await seed.client.verify(`sp@${t}`)).ok) throw new Error('the seed does not verify its own release')
         tally.ok()
-      } catch (err) { tally.fail(t, err) }
+      } catch (err) { tally.fail(t, err) } finally { await running?.kill() }
     }
   } finally { await c.close() }
   return tally

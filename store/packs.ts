@@ -72,6 +72,8 @@ export class PackSet {
   #active = 0
   #writer?: FileHandle
   #writerId = 0
+  /** fsyncs running on the writer: it is not closed under them */
+  readonly #syncing = new Set<Promise<void>>()
   #readers = new Map<number, FileHandle>()
   #tail: Promise<unknown> = Promise.resolve()
 
@@ -135,6 +137,7 @@ export class PackSet {
 
   async #closeWriter (): Promise<void> {
     if (this.#writer == null) return
+    await Promise.all(this.#syncing)
     const id = this.#writerId
     const size = this.sizes.get(id) ?? 0
     await this.#writer.sync()
@@ -186,13 +189,14 @@ export class PackSet {
    * synced when they were closed). Concurrent callers share one fsync.
    */
   async sync (): Promise<void> {
-    // in the append chain: a rollover cannot close the handle under the fsync
-    const run = this.#tail.then(async () => {
-      const fh = this.#writer
-      if (fh == null) return
-      const id = this.#writerId
-      const size = this.sizes.get(id) ?? 0
-      if (this.durableLength(id) >= size) return
+    // not in the append chain: appends go on while the disk syncs (a rollover waits for the fsync before
+    // closing the handle). Appends completed before this call are covered; later ones by the next sync.
+    const fh = this.#writer
+    if (fh == null) return
+    const id = this.#writerId
+    const size = this.sizes.get(id) ?? 0
+    if (this.durableLength(id) >= size) return
+    const run = (async () => {
       try {
         await fh.datasync()
       } catch (err: any) {
@@ -200,10 +204,15 @@ export class PackSet {
         throw err
       }
       this.syncs++
-      this.#durable.set(id, size)
-    })
-    this.#tail = run.catch(() => {})
-    await run
+      if (size > this.durableLength(id)) this.#durable.set(id, size)
+    })()
+    const settled = run.catch(() => {})
+    this.#syncing.add(settled)
+    try {
+      await run
+    } finally {
+      this.#syncing.delete(settled)
+    }
   }
 
   async read (loc: Location): Promise<Uint8Array> {

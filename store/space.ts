@@ -20,11 +20,13 @@ function fmt (n: number): string { return `${(n / 1024 / 1024).toFixed(1)} MiB` 
 
 /**
  * Throw DISK_FULL unless every filesystem named has room for the bytes to write there (paths on the same
- * filesystem add up), plus a margin.
+ * filesystem add up), plus a margin. A write with `unlessExists` is not counted when that path exists.
  */
-export async function checkFreeSpace (writes: Array<{ path: string, bytes: number }>, margin = FREE_SPACE_MARGIN_BYTES): Promise<void> {
+export async function checkFreeSpace (writes: Array<{ path: string, bytes: number, unlessExists?: string }>, margin = FREE_SPACE_MARGIN_BYTES): Promise<void> {
   const byDev = new Map<number, { path: string, bytes: number }>()
   for (const w of writes) {
+    // e.g. the release directory already in place: a fetch that finds it does not stage it again
+    if (w.unlessExists != null && await stat(w.unlessExists).then(() => true, () => false)) continue
     const p = await existing(w.path)
     const dev = (await stat(p)).dev
     const cur = byDev.get(dev)

@@ -504,7 +504,7 @@ export class HeraldNode implements HeraldService {
       // chunks into the packs (in their stored form), the whole release into its staging directory
       let packBytes = 0
       for (let i = 0; i < index.count; i++) if (!swarm.hasLocal(i)) packBytes += index.wireSizes?.[i] ?? index.sizes[i]
-      await checkFreeSpace([{ path: this.store.dir, bytes: packBytes }, { path: root, bytes: index.totalBytes }])
+      await checkFreeSpace([{ path: this.store.dir, bytes: packBytes }, { path: root, bytes: index.totalBytes, unlessExists: join(root, dataset, version) }])
       const staged = await StagedRelease.open(this.store, manifest, { root })
       const key = cid.toString()
       const writers = this.#staged.get(key) ?? new Set()
@@ -544,10 +544,10 @@ export class HeraldNode implements HeraldService {
       job.progress.error = { code, message: err?.message ?? String(err) }
       job.setState('failed')
       this.#metrics?.fetchDurationSeconds.observe({ result: 'failed' }, (performance.now() - started) / 1000)
-      if (!signal.aborted && code !== 'DISK_FULL') {
+      if (!signal.aborted) {
         // a fetch that failed for good is not resumed at the next start; an interrupted one is, and so is
         // one that ran out of disk (it resumes once space is freed: at the next start, or asked again)
-        await this.#forgetFetch(job.name).catch(() => {})
+        if (code !== 'DISK_FULL') await this.#forgetFetch(job.name).catch(() => {})
         this.#log.warn({ release: job.name, code, err: err?.message }, 'fetch failed')
       }
     } finally {

@@ -42,14 +42,20 @@ export async function killFetch (dir: string, n: number): Promise<Tally> {
       try {
         const lab = running = await c.startLab(`lab${t}`)
         const started = await lab.client.startFetch({ name: 'kf@1' })
-        const killAt = Date.now() + rand() * 3_500
+        // the kill point, in turn: early (a random moment in the first 0.5 s), mid-transfer (a random share
+        // of the chunks stored), during materialization
+        const target = (['early', 'mid', 'materializing'] as const)[t % 3]
+        const share = rand()
+        const killAt = Date.now() + share * 500
         let phase = 'queued'
-        while (Date.now() < killAt) {
+        await until(async () => {
           const p = await lab.client.getFetch(started.id)
           phase = p.state
-          if (p.state === 'done' || p.state === 'failed') break
-          await sleep(Math.min(30, Math.max(0, killAt - Date.now())))
-        }
+          if (p.state === 'done' || p.state === 'failed') return true
+          if (target === 'early') return Date.now() >= killAt
+          if (target === 'mid') return p.totalChunks > 0 && p.doneChunks >= share * (p.totalChunks - p.reusedChunks)
+          return p.state === 'materializing'
+        }, 180_000, 10)
         phases[phase] = (phases[phase] ?? 0) + 1
         await lab.kill()
         await lab.launch()

@@ -18,7 +18,14 @@ export class StoreCorruptError extends CodedError {
 
 export class DiskFullError extends CodedError {
   static name = 'DiskFullError'
-  constructor (message: string, options?: ErrorOptions) { super('DISK_FULL', 'DiskFullError', message, options) }
+  /** bytes the operation needed and bytes free, when known (the free-space check before a fetch) */
+  readonly needed?: number
+  readonly available?: number
+  constructor (message: string, options?: ErrorOptions & { needed?: number, available?: number }) {
+    super('DISK_FULL', 'DiskFullError', message, options)
+    this.needed = options?.needed
+    this.available = options?.available
+  }
 }
 
 export class StoreClosedError extends CodedError {

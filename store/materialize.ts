@@ -9,7 +9,7 @@ import { digestHex, verifyDigest } from '../protocol/cid.js'
 import { HashMismatchError } from '../protocol/errors.js'
 import { encodeManifest, manifestCid, type Manifest } from '../protocol/manifest.js'
 import { resolveInside } from '../protocol/paths.js'
-import { MissingChunkError } from './errors.js'
+import { DiskFullError, MissingChunkError } from './errors.js'
 import type { Store } from './store.js'
 
 const STAGING_PREFIX = '.staging-'
@@ -168,8 +168,9 @@ export class StagedRelease {
       await switchCurrent(this.#root, this.#manifest.dataset, this.#manifest.version)
       await this.#store.setCurrent(this.#manifest.dataset, this.#manifest.version)
       return this.#target
-    } catch (err) {
+    } catch (err: any) {
       await this.abort()
+      if (err?.code === 'ENOSPC' || err?.code === 'EDQUOT') throw new DiskFullError(`disk full writing ${this.#manifest.dataset}@${this.#manifest.version} into place`, { cause: err })
       throw err
     }
   }

@@ -1,6 +1,10 @@
 // Append-only pack files holding chunk bytes. LevelDB indexes them (digest → pack, offset, length) and
-// records each pack's committed length in the same batch as the index entries, so a crash between a pack
-// append and its index write leaves only an unreferenced tail, cut off at the next open.
+// records each pack's committed length in the same batch as the index entries. The pack bytes are fsynced
+// before that batch is written (see commit.ts), so a power cut never leaves an index entry pointing at
+// bytes the disk does not hold; a crash between a pack append and its index write leaves only an
+// unreferenced tail, cut off at the next open. A pack shorter than its committed length (a store written
+// by an older build, or a disk that lost acknowledged writes) is reported to the store, which drops the
+// index entries past its end (recovery.ts).
 import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DiskFullError, StoreCorruptError } from './errors.js'
@@ -59,8 +63,17 @@ export class PackSet {
   readonly maxBytes: number
   /** committed or pending length of each pack */
   readonly sizes = new Map<number, number>()
+  /** packs found shorter than their committed length at open: id → bytes on disk (see recovery.ts) */
+  readonly short = new Map<number, number>()
+  /** length of each pack known to be on disk (fsynced, or found at open) */
+  readonly #durable = new Map<number, number>()
+  /** fsyncs of pack data so far */
+  syncs = 0
   #active = 0
   #writer?: FileHandle
+  #writerId = 0
+  /** fsyncs running on the writer: it is not closed under them */
+  readonly #syncing = new Set<Promise<void>>()
   #readers = new Map<number, FileHandle>()
   #tail: Promise<unknown> = Promise.resolve()
 
@@ -69,7 +82,10 @@ export class PackSet {
     this.maxBytes = maxBytes
   }
 
-  /** Open the packs, cutting each back to its committed length (from the index). */
+  /**
+   * Open the packs, cutting each back to its committed length (from the index). A pack shorter than its
+   * committed length (or missing) is left as it is and listed in `short` for the store to recover.
+   */
   static async open (dir: string, committed: Map<number, number>, maxBytes: number): Promise<PackSet> {
     await mkdir(dir, { recursive: true })
     const set = new PackSet(dir, maxBytes)
@@ -84,20 +100,49 @@ export class PackSet {
         await rm(path, { force: true })
         continue
       }
-      if (size < end) throw new StoreCorruptError(`${name} is ${size} bytes but the index references ${end}`)
+      if (size < end) {
+        set.short.set(id, size)
+        set.sizes.set(id, size)
+        set.#durable.set(id, size)
+        continue
+      }
       if (size > end) await truncate(path, end)
       set.sizes.set(id, end)
+      set.#durable.set(id, end)
+    }
+    for (const id of committed.keys()) {
+      if (!set.sizes.has(id)) { set.short.set(id, 0); set.sizes.set(id, 0); set.#durable.set(id, 0) }
     }
     set.#active = Math.max(0, ...set.sizes.keys())
     return set
   }
+
+  /** Cut a short pack back to `end` (the end of its last chunk still indexed) after recovery. */
+  async settle (id: number, end: number): Promise<void> {
+    if (end === 0) {
+      await this.remove(id)
+    } else {
+      await truncate(join(this.dir, packName(id)), end)
+      this.sizes.set(id, end)
+      this.#durable.set(id, end)
+    }
+    this.short.delete(id)
+  }
+
+  /** Bytes of the pack known to be on disk: what survives a power cut. */
+  durableLength (id: number): number { return this.#durable.get(id) ?? 0 }
 
   get activeId (): number { return this.#active }
   get totalBytes (): number { let n = 0; for (const s of this.sizes.values()) n += s; return n }
 
   async #closeWriter (): Promise<void> {
     if (this.#writer == null) return
+    await Promise.all(this.#syncing)
+    const id = this.#writerId
+    const size = this.sizes.get(id) ?? 0
     await this.#writer.sync()
+    this.syncs++
+    this.#durable.set(id, size)
     await this.#writer.close()
     this.#writer = undefined
   }
@@ -110,6 +155,7 @@ export class PackSet {
       this.sizes.set(this.#active, 0)
     }
     this.#writer = await open(join(this.dir, packName(this.#active)), 'a')
+    this.#writerId = this.#active
     return this.#writer
   }
 
@@ -138,9 +184,35 @@ export class PackSet {
     return await run
   }
 
+  /**
+   * Make every append made so far durable (one fdatasync of the active pack; packs rolled over were
+   * synced when they were closed). Concurrent callers share one fsync.
+   */
   async sync (): Promise<void> {
-    await this.#tail
-    await this.#writer?.datasync()
+    // not in the append chain: appends go on while the disk syncs (a rollover waits for the fsync before
+    // closing the handle). Appends completed before this call are covered; later ones by the next sync.
+    const fh = this.#writer
+    if (fh == null) return
+    const id = this.#writerId
+    const size = this.sizes.get(id) ?? 0
+    if (this.durableLength(id) >= size) return
+    const run = (async () => {
+      try {
+        await fh.datasync()
+      } catch (err: any) {
+        if (err.code === 'ENOSPC' || err.code === 'EDQUOT') throw new DiskFullError(`disk full syncing ${packName(id)}`, { cause: err })
+        throw err
+      }
+      this.syncs++
+      if (size > this.durableLength(id)) this.#durable.set(id, size)
+    })()
+    const settled = run.catch(() => {})
+    this.#syncing.add(settled)
+    try {
+      await run
+    } finally {
+      this.#syncing.delete(settled)
+    }
   }
 
   async read (loc: Location): Promise<Uint8Array> {
@@ -173,6 +245,7 @@ export class PackSet {
     await this.#readers.get(id)?.close()
     this.#readers.delete(id)
     this.sizes.delete(id)
+    this.#durable.delete(id)
     await rm(join(this.dir, packName(id)), { force: true })
   }
 

@@ -7,11 +7,14 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { digestHex, verifyDigest } from '../protocol/cid.js'
 import { checkNotReplay } from '../protocol/release.js'
-import { DiskFullError, SchemaVersionError, StoreClosedError, StoreCorruptError, StoreLockedError } from './errors.js'
+import { SchemaVersionError, StoreClosedError, StoreCorruptError, StoreLockedError } from './errors.js'
 import { HashMismatchError } from '../protocol/errors.js'
 import { decompressChunk } from '../protocol/exchange/compression.js'
 import { decodeLocation, encodeLocation, PackSet, type Location, type StoredEncoding } from './packs.js'
 import { RwLock } from './rwlock.js'
+import { ChunkCommitter } from './commit.js'
+import { dec, enc, key, P, upperBound, type BatchOp, type Counters } from './keys.js'
+import { recoverShortPacks, type RecoveryReport } from './recovery.js'
 import type { CID } from 'multiformats/cid'
 
 /** 2: index entries may name a zstd-stored chunk (schema-1 stores are upgraded in place: their entries stay valid) */
@@ -22,38 +25,6 @@ export const DEFAULT_PACK_MAX_BYTES = 1024 * 1024 * 1024
 const GC_REWRITE_THRESHOLD = 0.5
 /** index entries kept in memory: the chunks just stored are the ones peers ask for (~40 B + key each) */
 const LOCATION_CACHE_ENTRIES = 65_536
-
-const enc = new TextEncoder()
-const dec = new TextDecoder()
-
-// one prefix per bucket
-const P = {
-  chunk: 'c/',
-  ref: 'f/',
-  manifest: 'm/',
-  release: 'r/',
-  pin: 'p/',
-  current: 'cur/',
-  progress: 'g/',
-  packEnd: 'k/',
-  features: 's/',
-  meta: 'meta/'
-}
-
-function key (prefix: string, rest: string | Uint8Array): Uint8Array {
-  const p = enc.encode(prefix)
-  const r = typeof rest === 'string' ? enc.encode(rest) : rest
-  const out = new Uint8Array(p.byteLength + r.byteLength)
-  out.set(p)
-  out.set(r, p.byteLength)
-  return out
-}
-
-function upperBound (prefix: string): Uint8Array {
-  const p = enc.encode(prefix)
-  p[p.byteLength - 1]++
-  return p
-}
 
 export interface StoreOptions {
   packMaxBytes?: number
@@ -83,7 +54,7 @@ export interface ReleaseEntry {
 }
 
 type DB = Level<Uint8Array, Uint8Array>
-interface Counters { chunks: number, bytes: number, manifests: number, releases: number, pins: number }
+export type { RecoveryReport }
 
 export class Store {
   readonly dir: string
@@ -93,14 +64,19 @@ export class Store {
   readonly #pending = new Map<string, Promise<boolean>>()
   /** digest hex → index entry, for recently stored or read chunks; insertion-ordered, oldest dropped first */
   readonly #locations = new Map<string, Location>()
+  readonly #committer: ChunkCommitter
   #stats: Counters
   #closed = false
+  /** what the open found and repaired: packs shorter than the index said, index entries dropped */
+  readonly recovery: RecoveryReport
 
-  private constructor (dir: string, db: DB, packs: PackSet, stats: Counters) {
+  private constructor (dir: string, db: DB, packs: PackSet, stats: Counters, recovery: RecoveryReport) {
     this.dir = dir
     this.#db = db
     this.#packs = packs
     this.#stats = stats
+    this.recovery = recovery
+    this.#committer = new ChunkCommitter(db, packs, () => this.#stats, () => this.#statsOp())
   }
 
   static async open (dir: string, opts: StoreOptions = {}): Promise<Store> {
@@ -126,8 +102,10 @@ export class Store {
       }
       const packs = await PackSet.open(join(dir, 'packs'), committed, opts.packMaxBytes ?? DEFAULT_PACK_MAX_BYTES)
       const raw = await db.get(key(P.meta, 'stats'))
-      const stats = raw !== undefined ? JSON.parse(dec.decode(raw)) : { chunks: 0, bytes: 0, manifests: 0, releases: 0, pins: 0 }
-      return new Store(dir, db, packs, stats)
+      const stats: Counters = raw !== undefined ? JSON.parse(dec.decode(raw)) : { chunks: 0, bytes: 0, manifests: 0, releases: 0, pins: 0 }
+      const statsOp = (): BatchOp => ({ type: 'put', key: key(P.meta, 'stats'), value: enc.encode(JSON.stringify(stats)) })
+      const recovery = await recoverShortPacks(db, packs, committed, stats, statsOp)
+      return new Store(dir, db, packs, stats, recovery)
     } catch (err) {
       await db.close()
       throw err
@@ -144,7 +122,7 @@ export class Store {
     await this.#db.close()
   }
 
-  #statsOp (): { type: 'put', key: Uint8Array, value: Uint8Array } {
+  #statsOp (): BatchOp & { type: 'put' } {
     return { type: 'put', key: key(P.meta, 'stats'), value: enc.encode(JSON.stringify(this.#stats)) }
   }
 
@@ -164,20 +142,8 @@ export class Store {
       if (this.#locations.has(k) || (await this.#db.get(key(P.chunk, digest))) !== undefined) return false
       const at = await this.#packs.append(zstdFrame ?? bytes)
       const loc: Location = { ...at, encoding: zstdFrame != null ? 'zstd' : 'raw', rawSize: bytes.byteLength }
-      this.#stats.chunks++
-      this.#stats.bytes += bytes.byteLength
-      try {
-        await this.#db.batch([
-          { type: 'put', key: key(P.chunk, digest), value: encodeLocation(loc) },
-          { type: 'put', key: key(P.packEnd, String(loc.pack)), value: enc.encode(String(loc.offset + loc.length)) },
-          this.#statsOp()
-        ])
-      } catch (err: any) {
-        this.#stats.chunks--
-        this.#stats.bytes -= bytes.byteLength
-        if (err.code === 'ENOSPC' || /No space left/.test(String(err.message))) throw new DiskFullError('disk full writing the chunk index', { cause: err })
-        throw err
-      }
+      // indexed only once the bytes are durable, together with the chunks stored meanwhile
+      await this.#committer.commit(digest, loc)
       this.#remember(k, loc)
       return true
     })()
@@ -188,6 +154,18 @@ export class Store {
       this.#pending.delete(k)
     }
   }
+
+  /** Where a chunk's bytes are (tests and diagnostics). */
+  async locate (digest: Uint8Array): Promise<Location | undefined> {
+    this.#check()
+    return await this.#location(digest)
+  }
+
+  /** Bytes of a pack known to be on disk (fsynced): what a power cut leaves. */
+  durableLength (pack: number): number { return this.#packs.durableLength(pack) }
+
+  /** fsyncs of pack data and index batches of chunks so far (each batch covers every chunk stored meanwhile). */
+  get commits (): { syncs: number, batches: number } { return { syncs: this.#packs.syncs, batches: this.#committer.groups } }
 
   async #location (digest: Uint8Array): Promise<Location | undefined> {
     const k = digestHex(digest)
@@ -433,7 +411,7 @@ export class Store {
         if (id === this.#packs.activeId) continue
         const liveBytes = live.get(id) ?? 0
         if (liveBytes === 0) {
-          await this.#db.del(key(P.packEnd, String(id)))
+          await this.#db.del(key(P.packEnd, String(id)), { sync: true })
           await this.#packs.remove(id)
         } else if (size > 0 && 1 - liveBytes / size > GC_REWRITE_THRESHOLD) {
           await this.#rewritePack(id)
@@ -446,18 +424,28 @@ export class Store {
   }
 
   async #rewritePack (id: number): Promise<void> {
-    for await (const [k, v] of this.#db.iterator({ gte: key(P.chunk, ''), lt: upperBound(P.chunk) })) {
-      const loc = decodeLocation(v)
-      if (loc.pack !== id) continue
-      const bytes = await this.#packs.read(loc)
-      const moved = await this.#packs.append(bytes)
-      await this.#db.batch([
-        { type: 'put', key: k, value: encodeLocation({ ...loc, ...moved }) },
-        { type: 'put', key: key(P.packEnd, String(moved.pack)), value: enc.encode(String(moved.offset + moved.length)) }
-      ])
+    // the moved bytes are made durable before any index entry points at them, and the old pack is removed
+    // only once the new entries are synced to disk
+    const moves: BatchOp[] = []
+    const ends = new Map<number, number>()
+    const it = this.#db.iterator({ gte: key(P.chunk, ''), lt: upperBound(P.chunk) })
+    try {
+      for await (const [k, v] of it) {
+        const loc = decodeLocation(v)
+        if (loc.pack !== id) continue
+        const bytes = await this.#packs.read(loc)
+        const moved = await this.#packs.append(bytes)
+        moves.push({ type: 'put', key: k, value: encodeLocation({ ...loc, ...moved }) })
+        ends.set(moved.pack, Math.max(ends.get(moved.pack) ?? 0, moved.offset + moved.length))
+      }
+    } finally {
+      await it.close()
     }
     await this.#packs.sync()
-    await this.#db.del(key(P.packEnd, String(id)))
+    for (let s = 0; s < moves.length; s += 4096) await this.#db.batch(moves.slice(s, s + 4096))
+    const tail: BatchOp[] = [...ends].map(([pack, end]) => ({ type: 'put', key: key(P.packEnd, String(pack)), value: enc.encode(String(end)) }))
+    tail.push({ type: 'del', key: key(P.packEnd, String(id)) })
+    await this.#db.batch(tail, { sync: true })
     await this.#packs.remove(id)
   }
 

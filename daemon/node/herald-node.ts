@@ -11,6 +11,7 @@ import { decodeDelta, DELTA_KIND, MAX_DELTA_BASE_BYTES } from '../../protocol/de
 import { formatReleaseName, parseReleaseName } from '../../protocol/names.js'
 import { parseChunkSize } from '../../protocol/chunker.js'
 import { decodeSignedRelease, publisherKeyText, signRelease, verifyRelease, type SignedRelease, type TrustedKey } from '../../protocol/release.js'
+import { checkFreeSpace } from '../../store/space.js'
 import { Store } from '../../store/store.js'
 import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { Announcer } from '../announce/announcer.js'
@@ -123,6 +124,7 @@ export class HeraldNode implements HeraldService {
     // a seed trusts its own key for what it publishes
     if (init.publisherKey != null) trusted.push({ key: init.publisherKey.publicKey.raw })
     const store = await Store.open(join(init.config.dataDir, 'store'))
+    if (store.recovery.packs.length > 0) init.log.warn(store.recovery, 'packs shorter than the index (power loss?): chunks past their end are dropped and will be fetched again')
     let node: HeraldNode | undefined
     try {
       const libp2p = await createNodeLibp2p(init.config, init.peerKey, {
@@ -559,6 +561,10 @@ export class HeraldNode implements HeraldService {
           if (swarm.hasLocal(i)) { job.progress.reusedChunks++; job.progress.reusedBytes += index.sizes[i] }
         }
         job.setState('fetching')
+        // chunks into the packs (in their stored form), the whole release into its staging directory
+        let packBytes = 0
+        for (let i = 0; i < index.count; i++) if (!swarm.hasLocal(i)) packBytes += index.wireSizes?.[i] ?? index.sizes[i]
+        await checkFreeSpace([{ path: this.store.dir, bytes: packBytes }, { path: root, bytes: index.totalBytes, unlessExists: join(root, dataset, version) }])
         const staged = await StagedRelease.open(this.store, manifest, { root })
         const key = cid.toString()
         const writers = this.#staged.get(key) ?? new Set()
@@ -601,8 +607,9 @@ export class HeraldNode implements HeraldService {
       job.setState('failed')
       this.#metrics?.fetchDurationSeconds.observe({ result: 'failed' }, (performance.now() - started) / 1000)
       if (!signal.aborted) {
-        // a fetch that failed for good is not resumed at the next start; an interrupted one is
-        await this.#forgetFetch(job.name).catch(() => {})
+        // a fetch that failed for good is not resumed at the next start; an interrupted one is, and so is
+        // one that ran out of disk (it resumes once space is freed: at the next start, or asked again)
+        if (code !== 'DISK_FULL') await this.#forgetFetch(job.name).catch(() => {})
         this.#log.warn({ release: job.name, code, err: err?.message }, 'fetch failed')
       }
     } finally {

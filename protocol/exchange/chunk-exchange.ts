@@ -34,6 +34,12 @@ const SERVER_IDLE_MS = 30_000
 /** idle streams kept per peer */
 const MAX_IDLE_PER_PEER = 8
 const DEFAULT_MAX_INFLIGHT_PER_PEER = 8
+/**
+ * bytes a client stream may hold unread: one largest frame and most of the next. The default (4 MiB) is less
+ * than one largest frame (4 MiB + 64), so a chunk near the 4 MiB limit could never be received; replies
+ * that pile up past this (the server does not wait for us to read) abort the stream without inflating it.
+ */
+const CLIENT_READ_BUFFER = 2 * MAX_CHUNK_FRAME
 /** streams (and so batches) at once, per connection */
 const MAX_STREAMS = 64
 
@@ -213,7 +219,7 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
       s.stream.abort(new Error('stale chunk stream'))
     }
     const stream = await this.#components.connectionManager.openStream(peer, this.protocol, { signal })
-    return { session: { stream, lp: lpStream(stream, { maxDataLength: MAX_CHUNK_FRAME }) }, reused: false }
+    return { session: { stream, lp: lpStream(stream, { maxDataLength: MAX_CHUNK_FRAME, maxBufferSize: CLIENT_READ_BUFFER }) }, reused: false }
   }
 
   /** Keep a stream whose batch was read to the end for the next batch to the same peer. */

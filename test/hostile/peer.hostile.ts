@@ -125,7 +125,7 @@ describe('hostile: scripted peers against real daemons', function () {
     expect(done.state, JSON.stringify(done.error)).to.equal('done')
     expect(hostile.chunkRequests, 'the lab asked the hostile peer').to.be.above(0)
     const penalties = await metric(lab, 'herald_peer_penalties_total')
-    expect(penalties, 'the hostile peer was counted').to.be.above(0)
+    expect(penalties, `the hostile peer was counted; lab log:\n${lab.output.slice(-3000)}`).to.be.above(0)
     const verified = await lab.client.verify('hostile@1') as any
     expect(JSON.stringify(verified)).to.not.match(/corrupt|mismatch/i)
     // what the lab now serves is byte for byte what the seed serves: no attacker byte was kept

@@ -72,15 +72,11 @@ describe('delta chunks', () => {
     if (wrong != null) expect(verifyDigest(sha256(target), wrong)).to.equal(false)
   })
 
-  it('should refuse a second frame or trailing bytes after the object, and keep native memory flat over many decodes', () => {
+  it('should refuse a second frame or trailing bytes after the object', () => {
     const object = encodeDelta([target], [base])
     const two = new Uint8Array(Buffer.concat([object, object]))
     expect(() => decodeDelta(two, [base], target.byteLength)).to.throw(/after the delta object/).with.property('code', 'MALFORMED_MESSAGE')
     expect(() => decodeDelta(new Uint8Array(Buffer.concat([object, new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0])])), [base], target.byteLength)).to.throw(/after the delta object/)
-    // a context per decode was freed only by the garbage collector: ~13 KB of RSS per decode (1.3 GB per 10^5)
-    const before = process.memoryUsage().rss
-    for (let i = 0; i < 5_000; i++) decodeDelta(object, [base], target.byteLength)
-    expect(process.memoryUsage().rss - before).to.be.below(32 * 1024 * 1024)
   })
 
   it('should give near-duplicates a shared super-feature and unrelated chunks none', () => {

@@ -111,8 +111,17 @@ export class HostilePeer {
     }, opts)
   }
 
+  readonly #entryCounts = new Map<string, number | undefined>()
+
+  /** Learn a release's have-entries from the seed now, so the first lab that asks gets its bitmap at once. */
+  async prime (manifestCid: string): Promise<void> {
+    const cid = CID.parse(manifestCid)
+    this.#entryCounts.set(cid.toString(), await this.#entries(cid))
+  }
+
   /** the number of have-entries of a manifest, as the seed advertises it */
   async #entries (cid: CID): Promise<number | undefined> {
+    if (this.#entryCounts.has(cid.toString())) return this.#entryCounts.get(cid.toString())
     if (this.seed == null) return undefined
     const stream = await this.node.dialProtocol(this.seed, '/herald/have/1.0.0')
     const lp = lpStream(stream, { maxDataLength: m.MAX_HAVE_FRAME })

@@ -108,15 +108,23 @@ describe('hostile: scripted peers against real daemons', function () {
     const hostile = await HostilePeer.start({ mutate: r => mutate(r, sent++) })
     peers.push(hostile)
     await hostile.connectSeed(seed.listen)
+    await hostile.prime((await seed.client.listReleases()).find(r => r.dataset === 'hostile')!.manifestCid)
     const lab = await DaemonProcess.start({
       dataDir: join(dir, `lab-${name}`),
       bootstrap: seed.listen,
       trust: [await seed.publisherKey()],
       // the lab waits for a peer this long before it asks the seed: the hostile peer is asked first
-      config: { fetch: { seedDeadlineMs: 3_000 } }
+      config: { fetch: { seedDeadlineMs: 5_000 } }
     })
     daemons.push(lab)
     await hostile.dial(lab.listen)
+    // the lab knows the hostile peer and the seed before it starts: its discovery watches every connected
+    // peer, and with only the hostile peer connected the release record is not found (it has none)
+    const connected = async (): Promise<boolean> => {
+      const ids = (await lab.client.peers()).map(p => p.peerId)
+      return ids.includes(hostile.node.peerId.toString()) && ids.includes(seed.peerId)
+    }
+    for (let i = 0; i < 200 && !(await connected()); i++) await new Promise(resolve => setTimeout(resolve, 100))
     const rssBefore = await lab.peakRssBytes()
     const started = performance.now()
     const done = await lab.fetch('hostile@1', 300_000)

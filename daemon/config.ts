@@ -30,7 +30,13 @@ const LimitsSchema = z.object({
   maxConnections: z.number().int().min(2).default(300),
   /** inbound connections per second per host; loopback tests put many peers on one host */
   inboundConnectionThreshold: z.number().int().min(1).default(100),
-  maxIncomingPendingConnections: z.number().int().min(1).default(100)
+  maxIncomingPendingConnections: z.number().int().min(1).default(100),
+  /** open inbound connections from one IP address (pending ones included); more are refused at accept */
+  maxConnectionsPerHost: z.number().int().min(1).default(64),
+  /** largest manifest fetched from a peer or decoded, bytes (protocol/manifest.ts MAX_MANIFEST_BYTES is the ceiling) */
+  maxManifestBytes: z.number().int().min(1024).max(256 * 1024 * 1024).default(256 * 1024 * 1024),
+  /** most chunks one manifest may list (3.5 M: 200 GiB at the 64 KiB minimum chunk size, with room) */
+  maxManifestChunks: z.number().int().min(1).max(4_000_000).default(3_500_000)
 }).strict()
 
 const FetchSchema = z.object({

@@ -10,13 +10,28 @@ import { HashMismatchError, InvalidManifestError } from './errors.js'
 import { normalizeLinkTarget, normalizeManifestPath } from './paths.js'
 import { validDataset, validVersion } from './names.js'
 import { MAX_DELTA_BASES, MAX_DELTA_TARGET_BYTES, MAX_DELTA_TARGETS } from './delta.js'
+import { MAX_HAVE_CHUNKS } from './exchange/messages.js'
 
 export const MANIFEST_FORMAT = 1
 /** the format of manifests that carry symlinks or empty directories (readers of format 1 refuse them) */
 export const MANIFEST_FORMAT_LINKS = 2
-/** decoders refuse larger manifests (10^6 chunks is ~40 MB) */
+/**
+ * Decoders refuse larger manifests. A chunk costs ~40 bytes (digest, size, wire size) and a chunk rebuilt
+ * by a delta run ~40 more: 256 MiB holds 200 GiB at the 64 KiB minimum chunk size (3.3 M chunks, ~130 MB)
+ * or at the 256 KiB average with a delta for every chunk (~0.8 M chunks, ~70 MB), with room to spare.
+ */
 export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+/** Decoders refuse manifests listing more chunks: 200 GiB at the 64 KiB minimum chunk size is 3,276,800. */
+export const MAX_MANIFEST_CHUNKS = 3_500_000
+/** chunks plus delta runs: the have protocol's limit on a bitmap (exchange/messages.ts MAX_HAVE_CHUNKS) */
+export const MAX_MANIFEST_ENTRIES = MAX_HAVE_CHUNKS
 export const MAX_FILES = 1_000_000
+
+/** What a decoder accepts; a daemon may lower both (config `limits.maxManifestBytes`, `limits.maxManifestChunks`). */
+export interface ManifestLimits {
+  maxBytes?: number
+  maxChunks?: number
+}
 
 export interface UpstreamFile {
   /** the file's name as published upstream (e.g. `uniprot_sprot.dat.gz`) */
@@ -182,8 +197,10 @@ function decodeUpstream (u: unknown, where: string): UpstreamFile {
 }
 
 /** Decode and fully validate untrusted manifest bytes. */
-export function decodeManifest (data: Uint8Array): Manifest {
-  if (data.byteLength > MAX_MANIFEST_BYTES) fail(`${data.byteLength} bytes is over the ${MAX_MANIFEST_BYTES}-byte limit`)
+export function decodeManifest (data: Uint8Array, limits: ManifestLimits = {}): Manifest {
+  const maxBytes = Math.min(limits.maxBytes ?? MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES)
+  const maxChunks = Math.min(limits.maxChunks ?? MAX_MANIFEST_CHUNKS, MAX_MANIFEST_ENTRIES)
+  if (data.byteLength > maxBytes) fail(`${data.byteLength} bytes is over the ${maxBytes}-byte limit`)
   let raw: unknown
   try {
     raw = dagCbor.decode(data)
@@ -204,6 +221,7 @@ export function decodeManifest (data: Uint8Array): Manifest {
   if (!Array.isArray(raw.files)) fail('files must be a list')
   if (raw.files.length > MAX_FILES) fail('too many files')
   const files: ManifestFile[] = []
+  let chunkCount = 0
   const entries = new EntryPaths()
   const entryPath = (v: unknown, where: string): string => {
     const path = str(v, where, 4096)
@@ -229,6 +247,8 @@ export function decodeManifest (data: Uint8Array): Manifest {
     const sizeBytes = bytes(f.sizes, `${where}.sizes`)
     if (chunks.byteLength % DIGEST_LENGTH !== 0) fail(`${where}.chunks is not a list of 32-byte digests`)
     const count = chunks.byteLength / DIGEST_LENGTH
+    chunkCount += count
+    if (chunkCount > maxChunks) fail(`more than ${maxChunks} chunks (the limit)`)
     if (sizeBytes.byteLength !== count * 4) fail(`${where}.sizes does not match its chunk count`)
     const chunkSizes = unpackSizes(sizeBytes)
     let sum = 0
@@ -283,6 +303,7 @@ export function decodeManifest (data: Uint8Array): Manifest {
   }
   if (!Array.isArray(raw.encodings)) fail('encodings must be a list')
   if (raw.runs !== undefined && !Array.isArray(raw.runs)) fail('runs must be a list')
+  if (chunkCount + raw.encodings.length + (raw.runs?.length ?? 0) > MAX_MANIFEST_ENTRIES) fail(`more than ${MAX_MANIFEST_ENTRIES} chunks and delta runs (the have protocol's limit)`)
   const digest = (v: unknown, what: string): Uint8Array => {
     const d = bytes(v, what)
     if (d.byteLength !== DIGEST_LENGTH) fail(`${what} must be a 32-byte digest`)
@@ -330,10 +351,10 @@ export function decodeManifest (data: Uint8Array): Manifest {
 }
 
 /** Check bytes against the CID they were asked for, then decode them. */
-export function verifyManifest (cid: CID, data: Uint8Array): Manifest {
+export function verifyManifest (cid: CID, data: Uint8Array, limits?: ManifestLimits): Manifest {
   const expected = manifestCid(data)
   if (!expected.equals(cid)) throw new HashMismatchError(`manifest bytes do not match ${String(cid)}`)
-  return decodeManifest(data)
+  return decodeManifest(data, limits)
 }
 
 export interface ChunkIndex {

@@ -462,7 +462,7 @@ export class HeraldNode implements HeraldService {
       try {
         const bytes = await this.libp2p.services.releases.fetchManifest(peer, cid, { signal })
         if (bytes == null) continue
-        const manifest = verifyManifest(cid, bytes)
+        const manifest = verifyManifest(cid, bytes, { maxBytes: this.config.limits.maxManifestBytes, maxChunks: this.config.limits.maxManifestChunks })
         await this.store.putManifest(cid, bytes)
         return manifest
       } catch (err: any) {
@@ -628,6 +628,7 @@ export class HeraldNode implements HeraldService {
     const senders = new Set<string>()
     discovery.start(signal)
     const cfg = this.config
+    const sizeOf = entrySizeLookup(swarm)
     this.#activeTransfers++
     const scheduler = new FetchScheduler({
       swarm,
@@ -641,7 +642,7 @@ export class HeraldNode implements HeraldService {
       hedgeAfterMs: cfg.fetch.hedgeAfterMs,
       requestTimeoutMs: cfg.fetch.requestTimeoutMs,
       stallTimeoutMs: cfg.fetch.stallTimeoutMs,
-      request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s }),
+      request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s, sizes: digests.map(sizeOf) }),
       store: async (e, digest, bytes, reply) => {
         for (const i of await this.#storeEntry(swarm, e, digest, bytes, reply.frame)) {
           // a hedged duplicate may land twice: count the chunk once
@@ -1179,11 +1180,14 @@ async function createNodeLibp2p (config: HeraldConfig, key: PrivateKey, hooks: S
     }),
     have: haveExchange({
       getHave: hooks.getHave,
-      subscribe: hooks.subscribe
+      subscribe: hooks.subscribe,
+      onPeerMisbehaved: hooks.onMisbehaved
     }),
     releases: releaseExchange({
       getRelease: hooks.getRelease,
-      getManifest: hooks.getManifest
+      getManifest: hooks.getManifest,
+      maxManifestBytes: config.limits.maxManifestBytes,
+      onPeerMisbehaved: hooks.onMisbehaved
     })
   })
 }
@@ -1204,5 +1208,15 @@ function entryDigests (chunks: Uint8Array, objects: Uint8Array): Uint8Array {
 function checkManifestName (manifest: Manifest, dataset: string, version: string): void {
   if (manifest.dataset !== dataset || manifest.version !== version) {
     throw new HeraldError('INVALID_MANIFEST', `the record for ${dataset}@${version} points at a manifest of ${manifest.dataset}@${manifest.version}`)
+  }
+}
+
+/** The size an entry's bytes must have, by digest (from the manifest): a reply of another size is the peer's error. */
+function entrySizeLookup (swarm: ReleaseSwarm): (digest: Uint8Array) => number | undefined {
+  const objects = new Map<string, number>()
+  for (let k = 0; k < swarm.deltas.count; k++) objects.set(digestHex(swarm.deltas.digestAt(k)), swarm.deltas.sizes[k])
+  return (digest) => {
+    const i = swarm.index.indexOf(digest)
+    return i !== -1 ? swarm.index.sizes[i] : objects.get(digestHex(digest))
   }
 }

@@ -11,6 +11,7 @@ import type { Identify } from '@libp2p/identify'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { HeraldConfig } from '../config.js'
+import { HostConnectionLimit } from './host-limit.js'
 
 export const VERSION = '0.1.0'
 export const DHT_PROTOCOL = '/herald/kad/1.0.0'
@@ -46,6 +47,8 @@ export async function createHeraldLibp2p<S extends Record<string, (components: a
       inboundConnectionThreshold: config.limits.inboundConnectionThreshold,
       maxIncomingPendingConnections: config.limits.maxIncomingPendingConnections
     },
+    // one host may not hold more than its share of maxConnections
+    connectionGater: new HostConnectionLimit(config.limits.maxConnectionsPerHost),
     services: {
       identify: identify(),
       ping: ping(),

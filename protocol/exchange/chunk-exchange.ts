@@ -6,15 +6,19 @@
 // negotiation and a peer-store update on both sides, several milliseconds of CPU each.
 // Chunks go out in the form the store keeps them: a zstd-stored chunk is sent as its frame to a client that
 // accepts zstd (no compression on the serving path), decompressed for one that does not.
-// The client verifies nothing itself: the caller checks every chunk against its digest.
+// The client checks the shape of every reply: its digest is the next one asked for, its size the size the
+// caller expects (the manifest's, when given), and a zstd reply is exactly one frame of that content size
+// with nothing around it (compression.ts), so what the caller stores is the frame it verified and nothing
+// else. Any of these failing is the peer's fault: the stream is aborted and the peer reported. The caller
+// checks every chunk against its digest.
 import { lpStream } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { logger } from '@libp2p/logger'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
-import { MalformedMessageError } from './errors.js'
-import { decompressChunk } from './compression.js'
+import { isPeerFault, MalformedMessageError } from './errors.js'
+import { decompressChunk, MAX_DECOMPRESSED } from './compression.js'
 import { ACCEPT_ZSTD, decodeChunkRequestFull, decodeChunkResponse, encodeChunkRequest, encodeChunkResponseList, Encoding, MAX_BATCH, MAX_CHUNK_FRAME, Status } from './messages.js'
 import { TokenBucket } from './token-bucket.js'
 
@@ -30,6 +34,12 @@ const SERVER_IDLE_MS = 30_000
 /** idle streams kept per peer */
 const MAX_IDLE_PER_PEER = 8
 const DEFAULT_MAX_INFLIGHT_PER_PEER = 8
+/**
+ * bytes a client stream may hold unread: one largest frame and most of the next. The default (4 MiB) is less
+ * than one largest frame (4 MiB + 64), so a chunk near the 4 MiB limit could never be received; replies
+ * that pile up past this (the server does not wait for us to read) abort the stream without inflating it.
+ */
+const CLIENT_READ_BUFFER = 2 * MAX_CHUNK_FRAME
 /** streams (and so batches) at once, per connection */
 const MAX_STREAMS = 64
 
@@ -73,7 +83,13 @@ export interface ChunkReply {
 }
 
 export interface ChunkExchange {
-  fetch: (peer: PeerId, digests: Uint8Array[], options?: { signal?: AbortSignal }) => AsyncGenerator<ChunkReply>
+  fetch: (peer: PeerId, digests: Uint8Array[], options?: ChunkFetchOptions) => AsyncGenerator<ChunkReply>
+}
+
+export interface ChunkFetchOptions {
+  signal?: AbortSignal
+  /** per digest, the size its bytes must have (from the manifest); a reply of another size is refused */
+  sizes?: ArrayLike<number | undefined>
 }
 
 const STATUS_NAME: Record<number, ChunkReply['status']> = {
@@ -133,7 +149,7 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
         } catch (err: any) {
           // the client closed its side after its last batch: the normal end of a stream
           if (err.name === 'UnexpectedEOFError') break
-          if (err instanceof MalformedMessageError || err.name === 'InvalidDataLengthError' || err.name === 'InvalidMessageLengthError') {
+          if (isPeerFault(err)) {
             this.#init.onPeerMisbehaved?.(peer, 'malformed_request')
           }
           stream.abort(err)
@@ -203,7 +219,7 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
       s.stream.abort(new Error('stale chunk stream'))
     }
     const stream = await this.#components.connectionManager.openStream(peer, this.protocol, { signal })
-    return { session: { stream, lp: lpStream(stream, { maxDataLength: MAX_CHUNK_FRAME }) }, reused: false }
+    return { session: { stream, lp: lpStream(stream, { maxDataLength: MAX_CHUNK_FRAME, maxBufferSize: CLIENT_READ_BUFFER }) }, reused: false }
   }
 
   /** Keep a stream whose batch was read to the end for the next batch to the same peer. */
@@ -226,7 +242,8 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
     s.timer.unref?.()
   }
 
-  async * fetch (peer: PeerId, digests: Uint8Array[], options: { signal?: AbortSignal } = {}): AsyncGenerator<ChunkReply> {
+  async * fetch (peer: PeerId, digests: Uint8Array[], options: ChunkFetchOptions = {}): AsyncGenerator<ChunkReply> {
+    if (options.sizes != null && options.sizes.length !== digests.length) throw new RangeError('one size per digest')
     const signal = options.signal != null ? AbortSignal.any([options.signal, AbortSignal.timeout(this.#timeout)]) : AbortSignal.timeout(this.#timeout)
     let { session, reused } = await this.#session(peer, signal)
     let replied = 0
@@ -235,8 +252,8 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
       while (true) {
         try {
           await session.lp.write(encodeChunkRequest(digests, this.#init.acceptCompressed !== false ? ACCEPT_ZSTD : 0), { signal })
-          for (const digest of digests) {
-            const reply = this.#decode(peer, digest, await session.lp.read({ signal }))
+          for (const [n, digest] of digests.entries()) {
+            const reply = this.#decode(peer, digest, await session.lp.read({ signal }), options.sizes?.[n])
             replied++
             yield reply
           }
@@ -252,6 +269,8 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
       finished = true
       this.#park(peer, session)
     } catch (err: any) {
+      // a frame over the protocol's length (the decoder's own faults were reported where they were found)
+      if (isPeerFault(err) && !(err instanceof MalformedMessageError)) this.#init.onPeerMisbehaved?.(peer, 'oversized_response')
       session.stream.abort(err)
       throw err
     } finally {
@@ -260,9 +279,15 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
     }
   }
 
-  #decode (peer: PeerId, digest: Uint8Array, frame: Uint8Array | Uint8ArrayList): ChunkReply {
+  #decode (peer: PeerId, digest: Uint8Array, frame: Uint8Array | Uint8ArrayList, expected?: number): ChunkReply {
     const wireBytes = frame.byteLength
-    const r = decodeChunkResponse(frame)
+    let r
+    try {
+      r = decodeChunkResponse(frame)
+    } catch (err) {
+      this.#init.onPeerMisbehaved?.(peer, 'malformed_response')
+      throw err
+    }
     if (!Buffer.from(r.digest).equals(Buffer.from(digest))) {
       this.#init.onPeerMisbehaved?.(peer, 'out_of_order')
       throw new MalformedMessageError('chunk response for a digest that was not next in the request')
@@ -271,14 +296,21 @@ class DefaultChunkExchange implements ChunkExchange, Startable {
     if (r.encoding === Encoding.ZSTD) {
       let bytes: Uint8Array
       try {
-        bytes = decompressChunk(r.data, r.rawSize ?? 0)
+        bytes = decompressChunk(r.data, r.rawSize ?? 0, MAX_DECOMPRESSED, expected)
       } catch (err) {
         this.#init.onPeerMisbehaved?.(peer, 'bad_compression')
         throw err
       }
       return { digest, status: 'ok', bytes, wireBytes, encoding: 'zstd', frame: r.data }
     }
-    if (r.encoding !== Encoding.RAW) throw new MalformedMessageError(`unsupported chunk encoding ${r.encoding}`)
+    if (r.encoding !== Encoding.RAW) {
+      this.#init.onPeerMisbehaved?.(peer, 'malformed_response')
+      throw new MalformedMessageError(`unsupported chunk encoding ${r.encoding}`)
+    }
+    if (expected != null && r.data.byteLength !== expected) {
+      this.#init.onPeerMisbehaved?.(peer, 'wrong_size')
+      throw new MalformedMessageError(`chunk of ${r.data.byteLength} bytes, the manifest says ${expected}`)
+    }
     return { digest, status: 'ok', bytes: r.data, wireBytes, encoding: 'raw' }
   }
 }

@@ -19,3 +19,8 @@ export class ProtocolStatusError extends Error {
     this.name = 'ProtocolStatusError'
   }
 }
+
+/** Bad bytes from the peer: a frame that does not decode, or a length prefix over what the protocol allows. */
+export function isPeerFault (err: any): boolean {
+  return err instanceof MalformedMessageError || err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError' || err?.name === 'InvalidMessageLengthError'
+}

@@ -7,8 +7,8 @@ import { lpStream } from '@libp2p/utils'
 import { CID } from 'multiformats/cid'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
-import { MalformedMessageError, ProtocolStatusError } from './errors.js'
-import { decodeHaveMessage, decodeHaveRequest, encodeHaveMessage, encodeHaveRequest, MAX_HAVE_FRAME, Status } from './messages.js'
+import { isPeerFault, MalformedMessageError, ProtocolStatusError } from './errors.js'
+import { decodeHaveMessage, decodeHaveRequest, encodeHaveMessage, encodeHaveRequest, MAX_HAVE_CHUNKS, MAX_HAVE_FRAME, Status } from './messages.js'
 
 const log = logger('herald:have')
 
@@ -132,7 +132,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
   async watch (peer: PeerId, manifestCid: CID, handlers: HaveHandlers, options: { signal?: AbortSignal } = {}): Promise<void> {
     const stream = await this.#components.connectionManager.openStream(peer, this.protocol, { signal: options.signal })
     const lp = lpStream(stream, { maxDataLength: MAX_HAVE_FRAME })
-    const maxChunks = this.#init.maxChunks ?? Infinity
+    const maxChunks = Math.min(this.#init.maxChunks ?? MAX_HAVE_CHUNKS, MAX_HAVE_CHUNKS)
     const onAbort = (): void => { stream.abort(new Error('watch stopped')) }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
@@ -168,7 +168,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
         }
       }
     } catch (err: any) {
-      if (err instanceof MalformedMessageError) this.#init.onPeerMisbehaved?.(peer, 'malformed_have')
+      if (isPeerFault(err)) this.#init.onPeerMisbehaved?.(peer, 'malformed_have')
       stream.abort(err)
       throw err
     } finally {

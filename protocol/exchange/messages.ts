@@ -182,6 +182,7 @@ export function decodeHaveMessage (frame: Uint8Array | Uint8ArrayList): HaveMess
   }
   if (buf[0] === 2) {
     if (buf[1] > 1) throw new MalformedMessageError('have update complete flag must be 0 or 1')
+    if (n > MAX_HAVE_CHUNKS) throw new MalformedMessageError(`have update of ${n} indices is over the limit`)
     need(buf, 6 + 4 * n, 'have update')
     return { type: 'update', complete: buf[1] === 1, indices: Array.from({ length: n }, (_, i) => dv.getUint32(6 + 4 * i)) }
   }
@@ -249,5 +250,8 @@ export function encodeManifestHeader (s: Status, total: number): Uint8Array {
 export function decodeManifestHeader (frame: Uint8Array | Uint8ArrayList): { status: Status, total: number } {
   const buf = flat(frame)
   need(buf, 5, 'manifest header')
-  return { status: status(buf[0]), total: new DataView(buf.buffer, buf.byteOffset).getUint32(1) }
+  const s = status(buf[0])
+  const total = new DataView(buf.buffer, buf.byteOffset).getUint32(1)
+  if (s !== Status.OK && total !== 0) throw new MalformedMessageError('a non-OK manifest header announces no bytes')
+  return { status: s, total }
 }

@@ -7,7 +7,8 @@ import { CID } from 'multiformats/cid'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
-import { MalformedMessageError, ProtocolStatusError } from './errors.js'
+import { InvalidManifestError } from '../errors.js'
+import { isPeerFault, MalformedMessageError, ProtocolStatusError } from './errors.js'
 import {
   decodeManifestHeader, decodeManifestRequest, decodeReleaseRequest, decodeReleaseResponse, encodeManifestHeader,
   encodeManifestRequest, encodeReleaseRequest, encodeReleaseResponse, MANIFEST_FRAME_BYTES, Status
@@ -17,6 +18,7 @@ const log = logger('herald:release')
 
 export const RELEASE_PROTOCOL_VERSION = '1.0.0'
 const DEFAULT_TIMEOUT = 60_000
+/** protocol/manifest.ts MAX_MANIFEST_BYTES: a larger announced manifest is refused before any of it is read */
 const DEFAULT_MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 const MAX_RECORD_BYTES = 4096
 const MAX_STREAMS = 32
@@ -72,7 +74,7 @@ class DefaultReleaseExchange implements ReleaseExchange, Startable {
   #guard (p: Promise<void>, stream: Stream, connection: Connection): void {
     p.catch(err => {
       if (err instanceof TypeError || err instanceof RangeError) throw err
-      if (err instanceof MalformedMessageError) this.#init.onPeerMisbehaved?.(connection.remotePeer, 'malformed_request')
+      if (isPeerFault(err)) this.#init.onPeerMisbehaved?.(connection.remotePeer, 'malformed_request')
       log('stream from %p failed: %s', connection.remotePeer, err.message)
       stream.abort(err)
     })
@@ -134,6 +136,7 @@ class DefaultReleaseExchange implements ReleaseExchange, Startable {
       if (r.status !== Status.OK) throw new ProtocolStatusError('ERROR', `peer answered status ${r.status}`)
       return r.record
     } catch (err: any) {
+      if (isPeerFault(err)) this.#init.onPeerMisbehaved?.(peer, 'malformed_release')
       stream.abort(err)
       throw err
     }
@@ -151,7 +154,8 @@ class DefaultReleaseExchange implements ReleaseExchange, Startable {
         return undefined
       }
       if (header.status !== Status.OK) throw new ProtocolStatusError('ERROR', `peer answered status ${header.status}`)
-      if (header.total > this.#maxManifest) throw new MalformedMessageError(`manifest of ${header.total} bytes is over the ${this.#maxManifest}-byte limit`)
+      // refused on the announced size, before any of it is read (an honest peer may hold a manifest over our limit)
+      if (header.total > this.#maxManifest) throw new InvalidManifestError(`manifest of ${header.total} bytes is over the ${this.#maxManifest}-byte limit`)
       const data = new Uint8ArrayList()
       while (data.byteLength < header.total) {
         const frame = await lp.read({ signal })
@@ -161,6 +165,7 @@ class DefaultReleaseExchange implements ReleaseExchange, Startable {
       await stream.close({ signal }).catch(() => {})
       return data.subarray()
     } catch (err: any) {
+      if (isPeerFault(err)) this.#init.onPeerMisbehaved?.(peer, 'malformed_manifest')
       stream.abort(err)
       throw err
     }

@@ -72,6 +72,13 @@ describe('delta chunks', () => {
     if (wrong != null) expect(verifyDigest(sha256(target), wrong)).to.equal(false)
   })
 
+  it('should refuse a second frame or trailing bytes after the object', () => {
+    const object = encodeDelta([target], [base])
+    const two = new Uint8Array(Buffer.concat([object, object]))
+    expect(() => decodeDelta(two, [base], target.byteLength)).to.throw(/after the delta object/).with.property('code', 'MALFORMED_MESSAGE')
+    expect(() => decodeDelta(new Uint8Array(Buffer.concat([object, new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0])])), [base], target.byteLength)).to.throw(/after the delta object/)
+  })
+
   it('should give near-duplicates a shared super-feature and unrelated chunks none', () => {
     const a = superFeatures(base)
     const b = superFeatures(target)

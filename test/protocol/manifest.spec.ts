@@ -87,3 +87,30 @@ describe('manifest', () => {
     expect(manifestChunkIndex(back).count).to.equal(n)
   })
 })
+
+describe('manifest limits', () => {
+  function big (n: number, files = 1): Uint8Array {
+    const per = Math.ceil(n / files)
+    return encodeManifest(manifest(Array.from({ length: files }, (_, f) => {
+      const count = Math.min(per, n - f * per)
+      const chunks = new Uint8Array(count * 32)
+      for (let i = 0; i < count; i++) new DataView(chunks.buffer).setUint32(i * 32, f * per + i)
+      return { path: `f${f}`, size: count * 65_536, mode: 0o644, chunks, chunkSizes: new Uint32Array(count).fill(65_536) }
+    })))
+  }
+
+  it('should refuse a manifest over the chunk limit while decoding, across files', () => {
+    const bytes = big(10_000, 4)
+    expect(decodeManifest(bytes, { maxChunks: 10_000 }).files.length).to.equal(4)
+    expect(() => decodeManifest(bytes, { maxChunks: 9_999 })).to.throw(/more than 9999 chunks/).with.property('code', 'INVALID_MANIFEST')
+  })
+
+  it('should refuse a manifest over the byte limit before decoding it, and cap limits at the protocol\'s', () => {
+    const bytes = big(1_000)
+    expect(() => decodeManifest(bytes, { maxBytes: bytes.byteLength - 1 })).to.throw(/over the .*-byte limit/).with.property('code', 'INVALID_MANIFEST')
+    expect(() => verifyManifest(manifestCid(bytes), bytes, { maxChunks: 999 })).to.throw(/chunks/).with.property('code', 'INVALID_MANIFEST')
+    // a limit above the protocol's is the protocol's
+    expect(decodeManifest(bytes, { maxChunks: 1e12, maxBytes: 1e12 }).files[0].chunkSizes.length).to.equal(1_000)
+  })
+
+})

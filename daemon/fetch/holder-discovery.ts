@@ -48,8 +48,12 @@ export class HolderDiscovery {
     this.#init = init
   }
 
+  #parent: AbortSignal | undefined
+  readonly #onParentAbort = (): void => { this.stop() }
+
   start (parent: AbortSignal): void {
-    parent.addEventListener('abort', () => { this.stop() }, { once: true })
+    this.#parent = parent
+    parent.addEventListener('abort', this.#onParentAbort, { once: true })
     this.#started = Date.now()
     this.#discover()
     this.#findLoop()
@@ -57,6 +61,8 @@ export class HolderDiscovery {
   }
 
   stop (): void {
+    // the fetch's signal outlives this: the listener (and all it holds) goes now
+    this.#parent?.removeEventListener('abort', this.#onParentAbort)
     this.#controller.abort()
     clearInterval(this.#discoverTimer)
     clearTimeout(this.#findTimer)

@@ -88,6 +88,8 @@ const PEER_STORE_ERRORS = new Set(['HASH_MISMATCH', 'DELTA_FAILED'])
 interface ChunkState {
   /** requests currently carrying this chunk */
   inflight: number
+  /** of which requests to unproven peers (the seed does not wait for those) */
+  probes: number
   /** failed deliveries from peers (not the seed) */
   peerFailures: number
   /** not asked from the seed before this time */
@@ -303,7 +305,7 @@ export class FetchScheduler {
 
   /** Give a request's undelivered chunks and its slot back; it stays open and may still deliver. */
   #hedge (a: Active): void {
-    for (const i of a.pending) this.#chunk(i).inflight = Math.max(0, this.#chunk(i).inflight - 1)
+    for (const i of a.pending) this.#unclaim(i, a)
     a.pending.clear()
     if (a.counted) {
       a.counted = false
@@ -329,10 +331,16 @@ export class FetchScheduler {
   #chunk (i: number): ChunkState {
     let s = this.#state.get(i)
     if (s == null) {
-      s = { inflight: 0, peerFailures: 0, seedNotBefore: 0, firstPeerAsk: 0 }
+      s = { inflight: 0, probes: 0, peerFailures: 0, seedNotBefore: 0, firstPeerAsk: 0 }
       this.#state.set(i, s)
     }
     return s
+  }
+
+  #unclaim (i: number, a: Active): void {
+    const s = this.#chunk(i)
+    s.inflight = Math.max(0, s.inflight - 1)
+    if (a.probe) s.probes = Math.max(0, s.probes - 1)
   }
 
   #peerInflight (peerId: string): number { return this.#inflightByPeer.get(peerId) ?? 0 }
@@ -386,7 +394,8 @@ export class FetchScheduler {
       scanned++
       if (this.#swarm.hasLocal(i) || !bitGet(bitmap, i)) continue
       const s = this.#chunk(i)
-      if (s.inflight > 0) continue
+      // a chunk that only a probe carries may go to the seed as well: the probe may never answer
+      if (s.inflight - (seed ? s.probes : 0) > 0) continue
       const rarity = this.#swarm.holders(i)
       if (seed) {
         if (now < s.seedNotBefore) continue
@@ -434,7 +443,11 @@ export class FetchScheduler {
     const started = this.#now()
     const a: Active = { peerId, seed, pending: new Set(batch), started, waitingSince: started, storing: false, counted: true, probe, timedOut: false, controller: new AbortController() }
     this.#active.add(a)
-    for (const i of batch) this.#chunk(i).inflight++
+    for (const i of batch) {
+      const s = this.#chunk(i)
+      s.inflight++
+      if (probe) s.probes++
+    }
     this.#inflight++
     if (probe) this.#probes++
     this.#inflightByPeer.set(peerId, this.#peerInflight(peerId) + 1)
@@ -455,7 +468,7 @@ export class FetchScheduler {
         this.#stalled.delete(peerId)
         a.storing = true
         // the chunk stays claimed until it is stored, so no other request picks it meanwhile
-        const release = (): void => { if (a.pending.delete(i)) this.#chunk(i).inflight-- }
+        const release = (): void => { if (a.pending.delete(i)) this.#unclaim(i, a) }
         if (reply.status !== 'ok' || reply.bytes == null) release()
         if (reply.status === 'ok' && reply.bytes != null) {
           if (this.#swarm.hasLocal(i)) { release(); a.storing = false; a.waitingSince = this.#now(); continue } // a hedged duplicate
@@ -525,7 +538,7 @@ export class FetchScheduler {
       }
     } finally {
       this.#active.delete(a)
-      for (const i of a.pending) this.#chunk(i).inflight = Math.max(0, this.#chunk(i).inflight - 1)
+      for (const i of a.pending) this.#unclaim(i, a)
       a.pending.clear()
       if (a.counted) {
         this.#inflight--

@@ -82,9 +82,6 @@ export interface SchedulerInit {
   now?: () => number
 }
 
-/** A store error that is not the sending peer's fault: these two codes are, anything else ends the fetch. */
-const PEER_STORE_ERRORS = new Set(['HASH_MISMATCH', 'DELTA_FAILED'])
-
 interface ChunkState {
   /** requests currently carrying this chunk */
   inflight: number

@@ -252,6 +252,7 @@ describe('fetch scheduler', () => {
         if (signal.aborted) { reject(signal.reason); return }
         signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
       })
+      yield * [] // never reached: the wait above only ends by rejecting
     }
 
     for (const [name, make] of [['DISK_FULL', () => new DiskFullError('disk full writing pack-1')], ['STORE_CLOSED', () => new StoreClosedError()], ['STORE_CORRUPT', () => new StoreCorruptError('index points past the pack')]] as const) {

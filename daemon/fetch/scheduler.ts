@@ -135,6 +135,8 @@ export class FetchScheduler {
   readonly #active = new Set<Active>()
   /** peers with a request that waited past its stall deadline: no new requests until they answer */
   readonly #stalled = new Set<string>()
+  /** when each peer last answered, on any request: a peer is alive while it answers some request */
+  readonly #lastReplyFrom = new Map<string, number>()
   /** ends every request of this fetch: on completion, failure or abort */
   readonly #stop = new AbortController()
   readonly #total: number
@@ -292,8 +294,9 @@ export class FetchScheduler {
         continue
       }
       if (a.storing || !a.counted) continue
-      if (now - a.waitingSince <= stats.stallDeadlineMs(a.peerId, hedgeAfterMs)) continue
-      log('%s has not answered for %d ms: its %d chunks go to other holders', a.peerId, now - a.waitingSince, a.pending.size)
+      const since = Math.max(a.waitingSince, this.#lastReplyFrom.get(a.peerId) ?? 0)
+      if (now - since <= stats.stallDeadlineMs(a.peerId, hedgeAfterMs)) continue
+      log('%s has not answered for %d ms: its %d chunks go to other holders', a.peerId, now - since, a.pending.size)
       this.#hedge(a)
       this.#stalled.add(a.peerId)
       if (a.probe) this.#doubtClaims = true
@@ -460,7 +463,9 @@ export class FetchScheduler {
         const i = batch[k++]
         if (i === undefined) break
         const at = this.#now()
-        stats.recordReplyGap(peerId, at - a.waitingSince, at)
+        // the gap since this peer last answered anything (requests to one peer share its connection)
+        stats.recordReplyGap(peerId, at - Math.max(a.waitingSince, this.#lastReplyFrom.get(peerId) ?? 0), at)
+        this.#lastReplyFrom.set(peerId, at)
         // it answered: not stalled (any more)
         this.#stalled.delete(peerId)
         a.storing = true

@@ -44,7 +44,17 @@ export async function startScriptedPeer (init: ScriptedPeerInit) {
   await node.start()
   return {
     node,
-    async connect (addr: string): Promise<void> { await node.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) }) },
+    /** dial a daemon (a loaded machine may time a handshake out: three tries) */
+    async connect (addr: string): Promise<void> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await node.dial(multiaddr(addr), { signal: AbortSignal.timeout(20_000) })
+          return
+        } catch (err) {
+          if (attempt >= 3) throw err
+        }
+      }
+    },
     /** fetch and verify a manifest from a peer */
     async manifest (peer: string, cid: CID): Promise<Manifest> {
       const bytes = await node.services.releases.fetchManifest(peerIdFromString(peer), cid, { signal: AbortSignal.timeout(20_000) })

@@ -23,6 +23,8 @@ const YOUNG_MS = 20_000
 const PEER_STORE_SCAN_MS = 5_000
 /** peers known from the DHT that one fetch dials to look for holders */
 const MAX_FETCH_DIALS = 32
+/** errors of a have stream that are the peer's doing: a frame that does not decode, or one over the limit */
+const MALFORMED = new Set(['MalformedMessageError', 'InvalidDataLengthError', 'InvalidMessageLengthError', 'InvalidDataLengthLengthError'])
 
 export interface HolderDiscoveryInit {
   libp2p: Pick<Libp2p, 'peerId' | 'getPeers' | 'getConnections' | 'dial' | 'peerStore' | 'contentRouting'>
@@ -30,6 +32,8 @@ export interface HolderDiscoveryInit {
   swarm: ReleaseSwarm
   isSeed: (peer: PeerId) => Promise<boolean>
   onPeers?: (count: number) => void
+  /** a peer sent a malformed have frame */
+  onMisbehaviour?: (peer: PeerId, reason: string) => void
 }
 
 export class HolderDiscovery {
@@ -48,8 +52,12 @@ export class HolderDiscovery {
     this.#init = init
   }
 
+  #parent: AbortSignal | undefined
+  readonly #onParentAbort = (): void => { this.stop() }
+
   start (parent: AbortSignal): void {
-    parent.addEventListener('abort', () => { this.stop() }, { once: true })
+    this.#parent = parent
+    parent.addEventListener('abort', this.#onParentAbort, { once: true })
     this.#started = Date.now()
     this.#discover()
     this.#findLoop()
@@ -57,6 +65,8 @@ export class HolderDiscovery {
   }
 
   stop (): void {
+    // the fetch's signal outlives this: the listener (and all it holds) goes now
+    this.#parent?.removeEventListener('abort', this.#onParentAbort)
     this.#controller.abort()
     clearInterval(this.#discoverTimer)
     clearTimeout(this.#findTimer)
@@ -77,6 +87,11 @@ export class HolderDiscovery {
         onUpdate: (indices, complete) => { swarm.updateRemote(id, indices, complete) }
       }, { signal: AbortSignal.any([this.#signal, ctl.signal]) })
     })().catch((err: any) => {
+      // a malformed frame (bad bitmap, index out of range) counts against the peer
+      if (MALFORMED.has(err?.name) || err?.code === 'MALFORMED_MESSAGE') {
+        this.#init.onMisbehaviour?.(peer, 'malformed_have')
+        swarm.removeRemote(id)
+      }
       log('have watch of %s ended: %s', id, err.message)
     }).finally(() => {
       this.#watching.delete(id)

@@ -150,8 +150,13 @@ export class ReleaseSwarm {
   /** Resolves at the next remote change or after `ms`. */
   async waitForChange (ms: number): Promise<void> {
     await new Promise<void>(resolve => {
-      const timer = setTimeout(done, ms)
-      function done (): void { clearTimeout(timer); resolve() }
+      const done = (): void => { clearTimeout(timer); resolve() }
+      // a waiter whose time ran out is removed, so a swarm that sees no change does not collect them
+      const timer = setTimeout(() => {
+        const at = this.#changeWaiters.indexOf(done)
+        if (at !== -1) this.#changeWaiters.splice(at, 1)
+        resolve()
+      }, ms)
       this.#changeWaiters.push(done)
     })
   }

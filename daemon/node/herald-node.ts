@@ -51,6 +51,20 @@ const MAX_FINISHED_PUBLISHES = 100
 const CONNECT_WAIT_MS = 10_000
 /** how long stop() waits for fetches to checkpoint before closing the store anyway */
 const STOP_JOBS_TIMEOUT_MS = 10_000
+/** rounds over the peers when fetching a manifest, and the pause before the second (doubling after) */
+const MANIFEST_ROUNDS = 3
+const MANIFEST_RETRY_MS = 1_000
+/** error codes that are a peer's doing when its answer fails to decode or verify */
+const PEER_FAULTS = new Set(['MALFORMED_MESSAGE', 'INVALID_RECORD', 'BAD_SIGNATURE', 'INVALID_MANIFEST', 'HASH_MISMATCH'])
+
+async function abortableDelay (ms: number, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => { clearTimeout(timer); reject(signal.reason) }
+    const timer = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve() }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
 
 
 export interface HeraldNodeInit {
@@ -439,6 +453,8 @@ export class HeraldNode implements HeraldService {
         if (best == null || signed.record.seq > best.signed.record.seq) best = { signed, from: peer }
       } catch (err: any) {
         lastError = err
+        // a malformed, forged or misnamed record counts against the peer (an untrusted signer need not be its doing)
+        if (PEER_FAULTS.has(err?.code)) this.onMisbehaved(peer, 'bad_record')
         this.#log.debug({ peer: peer.toString(), err: err.message }, 'release record from peer refused')
       }
     }))
@@ -455,20 +471,26 @@ export class HeraldNode implements HeraldService {
   async #fetchManifest (cid: CID, from: PeerId | undefined, signal: AbortSignal): Promise<Manifest> {
     const local = await this.store.getManifest(cid)
     if (local != null) return verifyManifest(cid, local)
-    const peers = this.libp2p.getPeers()
-    const order = from != null ? [from, ...peers.filter(p => !p.equals(from))] : peers
     let lastError: unknown
-    for (const peer of order) {
-      try {
-        const bytes = await this.libp2p.services.releases.fetchManifest(peer, cid, { signal })
-        if (bytes == null) continue
-        const manifest = verifyManifest(cid, bytes, { maxBytes: this.config.limits.maxManifestBytes, maxChunks: this.config.limits.maxManifestChunks })
-        await this.store.putManifest(cid, bytes)
-        return manifest
-      } catch (err: any) {
-        if (signal.aborted) throw err
-        lastError = err
-        this.#log.warn({ peer: peer.toString(), err: err.message }, 'manifest from peer refused')
+    // a busy peer may time out once: every peer is asked again, after a pause, up to MANIFEST_ROUNDS times
+    for (let round = 0; round < MANIFEST_ROUNDS; round++) {
+      if (round > 0) await abortableDelay(MANIFEST_RETRY_MS * 2 ** (round - 1), signal)
+      const peers = this.libp2p.getPeers().filter(p => this.stats.usable(p.toString()))
+      const order = from != null ? [from, ...peers.filter(p => !p.equals(from))] : peers
+      for (const peer of order) {
+        try {
+          const bytes = await this.libp2p.services.releases.fetchManifest(peer, cid, { signal })
+          if (bytes == null) continue
+          const manifest = verifyManifest(cid, bytes, { maxBytes: this.config.limits.maxManifestBytes, maxChunks: this.config.limits.maxManifestChunks })
+          await this.store.putManifest(cid, bytes)
+          return manifest
+        } catch (err: any) {
+          if (signal.aborted) throw err
+          lastError = err
+          // bytes that are not the manifest, or a malformed frame, count against the peer
+          if (PEER_FAULTS.has(err?.code)) this.onMisbehaved(peer, 'bad_manifest')
+          this.#log.warn({ peer: peer.toString(), round, err: err.message }, 'manifest from peer refused')
+        }
       }
     }
     if (lastError != null && (lastError as any).code != null) throw lastError
@@ -622,7 +644,8 @@ export class HeraldNode implements HeraldService {
       libp2p: this.libp2p,
       have: this.libp2p.services.have,
       swarm,
-      isSeed: async (peer) => await this.#identifySeed(peer)
+      isSeed: async (peer) => await this.#identifySeed(peer),
+      onMisbehaviour: (peer, reason) => { this.onMisbehaved(peer, reason) }
     })
     // progress.peers counts the sources (peers and seed) that have sent this fetch bytes
     const senders = new Set<string>()

@@ -30,8 +30,10 @@ export class TokenBucket {
       if (this.#tokens < 0) {
         const wait = -this.#tokens / this.rate * 1000
         await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(resolve, wait)
-          signal?.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason) }, { once: true })
+          // the listener goes with the wait: one batch's signal serves many takes
+          const onAbort = (): void => { clearTimeout(t); reject(signal?.reason) }
+          const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, wait)
+          signal?.addEventListener('abort', onAbort, { once: true })
         })
       }
     })

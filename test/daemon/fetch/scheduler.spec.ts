@@ -4,6 +4,7 @@ import { sha256 } from '../../../protocol/cid.js'
 import { PeerStats } from '../../../daemon/fetch/peer-stats.js'
 import { DeltaFailedError, FetchScheduler, type Reply, type SchedulerInit } from '../../../daemon/fetch/scheduler.js'
 import { ReleaseSwarm, bitSet } from '../../../daemon/fetch/swarm.js'
+import { DiskFullError, StoreClosedError, StoreCorruptError } from '../../../store/errors.js'
 import type { ChunkIndex, DeltaIndex } from '../../../protocol/manifest.js'
 
 const CID0 = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
@@ -224,6 +225,204 @@ describe('fetch scheduler', () => {
       expect(swarm.complete).to.equal(true)
       expect(log.every(r => r.e < 8)).to.equal(true)
       expect(log).to.have.length(8)
+    })
+  })
+
+  describe('failures, stalls and silent peers (injected clock)', () => {
+    /** a clock the scheduler reads; tests move it forward */
+    function manualClock (): { now: () => number, t: number } {
+      const c = { t: 1_000_000, now: () => c.t }
+      return c
+    }
+
+    /** Advance the clock by stepMs after each real turn of the event loop until p settles (bounded). */
+    async function drive<T> (p: Promise<T>, clock: { t: number }, stepMs: number, maxSteps = 2_000): Promise<T> {
+      let settled = false
+      const out = p.finally(() => { settled = true })
+      for (let n = 0; n < maxSteps && !settled; n++) {
+        await new Promise(resolve => setTimeout(resolve, 2))
+        clock.t += stepMs
+      }
+      return await out
+    }
+
+    /** a request that never answers and ends only when its signal aborts */
+    async function * silent (signal: AbortSignal): AsyncGenerator<Reply> {
+      await new Promise((_resolve, reject) => {
+        if (signal.aborted) { reject(signal.reason); return }
+        signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+      })
+      yield * [] // never reached: the wait above only ends by rejecting
+    }
+
+    for (const [name, make] of [['DISK_FULL', () => new DiskFullError('disk full writing pack-1')], ['STORE_CLOSED', () => new StoreClosedError()], ['STORE_CORRUPT', () => new StoreCorruptError('index points past the pack')]] as const) {
+      it(`should fail at once with ${name} when storing fails locally, and penalise no peer`, async () => {
+        const { swarm, init } = setup(16, { stallTimeoutMs: 30_000 })
+        swarm.setRemote('p1', full(16), false)
+        swarm.setRemote('seed', full(16), true)
+        let stores = 0
+        init.store = async () => { stores++; throw make() }
+        const t0 = Date.now()
+        const s = new FetchScheduler(init)
+        const err = await s.run().then(() => undefined, (e: any) => e)
+        expect(err?.code).to.equal(name)
+        expect(Date.now() - t0).to.be.below(2_000)
+        // nobody is blamed for the local failure
+        for (const p of ['p1', 'seed']) {
+          const st = init.stats.get(p)
+          expect(st.penalties, p).to.equal(0)
+          expect(st.failures, p).to.equal(0)
+          expect(init.stats.usable(p)).to.equal(true)
+        }
+        expect(stores).to.be.at.least(1)
+        expect(s.openRequests).to.equal(0)
+      })
+    }
+
+    it('should reject with the abort reason, end every request and leave no rejection unhandled when aborted mid-fetch', async () => {
+      const controller = new AbortController()
+      const { swarm, init } = setup(32, { signal: controller.signal, maxInflight: 16, maxInflightPerPeer: 8 })
+      for (const p of ['p1', 'p2', 'p3']) swarm.setRemote(p, full(32), false)
+      // every peer is known to deliver: full slots, requests hang
+      for (const p of ['p1', 'p2', 'p3']) init.stats.recordTransfer(p, 1, 1)
+      let started = 0
+      let ended = 0
+      init.request = async function * (_peer, _digests, signal) {
+        started++
+        try { yield * silent(signal) } finally { ended++ }
+      }
+      const unhandled: unknown[] = []
+      const onUnhandled = (err: unknown): void => { unhandled.push(err) }
+      process.on('unhandledRejection', onUnhandled)
+      try {
+        const s = new FetchScheduler(init)
+        const run = s.run()
+        while (started < 3) await new Promise(resolve => setTimeout(resolve, 5))
+        const reason = Object.assign(new Error('daemon stopping'), { code: 'SHUTTING_DOWN' })
+        controller.abort(reason)
+        const err = await run.then(() => undefined, (e: any) => e)
+        expect(err).to.equal(reason)
+        expect(s.openRequests).to.equal(0)
+        expect(ended).to.equal(started)
+        await new Promise(resolve => setTimeout(resolve, 20))
+        expect(unhandled).to.deep.equal([])
+      } finally {
+        process.off('unhandledRejection', onUnhandled)
+      }
+    })
+
+    it('should return as soon as every chunk is in, ending requests still open', async () => {
+      const clock = manualClock()
+      const { swarm, init } = setup(8, { now: clock.now, requestTimeoutMs: 600_000, stallTimeoutMs: 600_000, hedgeAfterMs: 5_000, maxInflightPerPeer: 1 })
+      swarm.setRemote('slow', full(8), false)
+      swarm.setRemote('fast', full(8), false)
+      init.stats.recordTransfer('slow', 1_000, 0.001) // ranked first
+      init.stats.recordTransfer('fast', 1, 1)
+      const request = init.request
+      let slowAborted = false
+      init.request = async function * (peer, digests, signal) {
+        if (peer === 'slow') {
+          try { yield * silent(signal) } finally { slowAborted = signal.aborted }
+          return
+        }
+        yield * request(peer, digests, signal)
+      }
+      const s = new FetchScheduler(init)
+      const t0 = Date.now()
+      await drive(s.run(), clock, 100)
+      expect(swarm.complete).to.equal(true)
+      // the slow request's chunks went to the other peer after its stall deadline; it was ended, not waited for
+      expect(slowAborted).to.equal(true)
+      expect(s.openRequests).to.equal(0)
+      expect(Date.now() - t0).to.be.below(5_000)
+    })
+
+    it('should route around a peer that froze mid-transfer within a few seconds of its last reply', async () => {
+      const clock = manualClock()
+      const { swarm, init, log } = setup(40, { now: clock.now, requestTimeoutMs: 600_000, stallTimeoutMs: 600_000, hedgeAfterMs: 5_000, batchSize: 2, maxInflightPerPeer: 2 })
+      swarm.setRemote('frozen', full(40), false)
+      swarm.setRemote('other', full(40), false)
+      const request = init.request
+      let frozenAt = 0
+      let askedAfterFreeze = 0
+      let lastTransfer = 0
+      init.request = async function * (peer, digests, signal) {
+        if (peer === 'frozen') {
+          if (frozenAt !== 0) askedAfterFreeze++
+          // delivers its first 6 chunks promptly, then stops answering (SIGSTOP)
+          if (log.filter(r => r.peer === 'frozen').length >= 6) {
+            if (frozenAt === 0) frozenAt = clock.t
+            yield * silent(signal)
+            return
+          }
+        }
+        for await (const r of request(peer, digests, signal)) {
+          if (peer === 'other') lastTransfer = clock.t
+          yield r
+        }
+      }
+      // the frozen peer is the faster one at first
+      init.stats.recordTransfer('frozen', 10_000_000, 0.01)
+      init.stats.recordTransfer('other', 1_000, 1)
+      const s = new FetchScheduler(init)
+      await drive(s.run(), clock, 50)
+      expect(swarm.complete).to.equal(true)
+      expect(frozenAt).to.be.greaterThan(0)
+      // time lost to the frozen peer: its stall deadline (MIN_STALL_MS for a peer that answered promptly) and a tick or two
+      const lost = lastTransfer - frozenAt
+      expect(lost, `lost ${lost} ms`).to.be.below(2_500)
+      // once stalled it got no new request
+      expect(askedAfterFreeze).to.be.at.most(1)
+    })
+
+    it('should complete from the seed when 32 silent peers claim every chunk, probing each with one small request', async () => {
+      const clock = manualClock()
+      const n = 64
+      const { swarm, init, log } = setup(n, { now: clock.now, seedDeadlineMs: 2_000, hedgeAfterMs: 5_000, requestTimeoutMs: 30_000, stallTimeoutMs: 120_000, maxInflight: 16, maxInflightPerPeer: 4, batchSize: 8 })
+      const sybils = Array.from({ length: 32 }, (_, k) => `sybil-${k}`)
+      for (const p of sybils) swarm.setRemote(p, full(n), false)
+      swarm.setRemote('seed', full(n), true)
+      const request = init.request
+      const asked = new Map<string, number[]>()
+      let sybilOpen = 0
+      let maxSybilOpen = 0
+      init.request = async function * (peer, digests, signal) {
+        if (peer.startsWith('sybil')) {
+          asked.set(peer, [...(asked.get(peer) ?? []), digests.length])
+          sybilOpen++
+          maxSybilOpen = Math.max(maxSybilOpen, sybilOpen)
+          try { yield * silent(signal) } finally { sybilOpen-- }
+          return
+        }
+        yield * request(peer, digests, signal)
+      }
+      const t0 = clock.t
+      const s = new FetchScheduler(init)
+      await drive(s.run(), clock, 50)
+      const took = clock.t - t0
+      expect(swarm.complete).to.equal(true)
+      expect(log.every(r => r.peer === 'seed')).to.equal(true)
+      // the same fetch without the silent peers takes the seed deadline (2 s) and a few ticks: at most +10 s with them
+      expect(took, `took ${took} ms`).to.be.below(12_000)
+      // each silent identity got small probes, one at a time, and a bounded share of the slots
+      for (const [peer, sizes] of asked) expect(Math.max(...sizes), peer).to.be.at.most(2)
+      expect(maxSybilOpen).to.be.at.most(32)
+      expect(s.openRequests).to.equal(0)
+    })
+
+    it('should rate an unmeasured peer below a measured one and back off a peer that never delivered for longer each time', () => {
+      const stats = new PeerStats()
+      stats.recordTransfer('measured', 4 * 1024 * 1024, 1)
+      expect(stats.score('new')).to.be.below(stats.score('measured'))
+      stats.recordFailure('silent', 0)
+      const first = stats.get('silent').backoffUntil
+      stats.recordFailure('silent', 0)
+      stats.recordFailure('silent', 0)
+      expect(stats.get('silent').backoffUntil).to.be.greaterThan(2 * first)
+      // a fast-answering peer is stalled after about a second, an unmeasured one after two
+      for (let t = 0; t < 10; t++) stats.recordReplyGap('fast', 10, t * 100)
+      expect(stats.stallDeadlineMs('fast', 5_000)).to.equal(1_000)
+      expect(stats.stallDeadlineMs('unknown', 5_000)).to.equal(2_000)
     })
   })
 })

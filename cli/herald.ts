@@ -8,7 +8,7 @@ import { Command } from 'commander'
 import { ApiClient, ApiError } from '../daemon/api/client.js'
 import { DEFAULT_API_PORT, unknownEnv } from '../daemon/config.js'
 import { exitCodeFor } from '../daemon/errors.js'
-import { VERSION } from '../daemon/node/libp2p.js'
+import { VERSION } from '../daemon/version.js'
 import { bytes, pct, progressReporter, publishReporter, seconds, summary, table } from './output.js'
 import { parseChunkSize } from '../protocol/chunker.js'
 

@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError } from 'commander'
 import { loadConfig, type ConfigFlags } from '../daemon/config.js'
 import { codeOf, exitCodeFor } from '../daemon/errors.js'
 import { initDataDir, startDaemon } from '../daemon/index.js'
-import { VERSION } from '../daemon/node/libp2p.js'
+import { VERSION } from '../daemon/version.js'
 
 function port (value: string): number {
   const n = Number(value)

@@ -4,7 +4,7 @@
 import { statfs } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
-import { VERSION } from './node/libp2p.js'
+import { VERSION } from './version.js'
 
 const SIZE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const FETCH_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 7200]

@@ -11,9 +11,11 @@ import type { Identify } from '@libp2p/identify'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { HeraldConfig } from '../config.js'
+import { VERSION } from '../version.js'
+
+export { VERSION }
 import { HostConnectionLimit } from './host-limit.js'
 
-export const VERSION = '0.1.0'
 export const DHT_PROTOCOL = '/herald/kad/1.0.0'
 
 export interface HeraldServices {
@@ -33,7 +35,7 @@ export async function createHeraldLibp2p<S extends Record<string, (components: a
   const node = await createLibp2p({
     privateKey,
     start: false,
-    // peers recognise the seed (origin of last resort) by this agent string
+    // informational only: no peer is trusted or treated as a seed for what its agent string says
     nodeInfo: { name: 'heraldd', version: VERSION, userAgent: `heraldd/${VERSION}${config.seed ? ' (seed)' : ''}` },
     addresses: {
       listen: config.listen,

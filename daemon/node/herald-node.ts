@@ -186,7 +186,8 @@ export class HeraldNode implements HeraldService {
 
   // ---- hooks for the protocol services -------------------------------------------------------------
 
-  onServed (peer: PeerId, bytes: number): void {
+  /** `peer`: a libp2p peer, or `http:<address>` for the HTTP chunk listener */
+  onServed (peer: PeerId | string, bytes: number): void {
     this.#served += bytes
     this.#lastServedAt = Date.now()
     this.stats.recordSent(peer.toString(), bytes)

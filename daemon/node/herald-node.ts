@@ -25,6 +25,7 @@ import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
 
 export { VERSION }
 import { SuperSeedPolicy } from './super-seed.js'
+import { exportRelease } from './exporter.js'
 import { loadTrustedKeys, unscopedWarning } from './trust.js'
 import { RwLock } from '../../store/rwlock.js'
 import { readdir, rm } from 'node:fs/promises'
@@ -32,7 +33,7 @@ import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
   FetchProgress, FetchRequest, GcResult, HeraldService, PeerInfo, PlanResult, PublishRequest, PublishResult,
-  ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
+  ReleaseInfo, RollbackResult, StatusInfo, VerifyResult, ExportResult
 } from '../types.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -984,6 +985,8 @@ export class HeraldNode implements HeraldService {
     await this.store.setCurrent(dataset, target)
     return { dataset, from, to: target }
   }
+
+  async exportRelease (name: string, dir: string): Promise<ExportResult> { return await exportRelease(this.store, name, dir) }
 
   ready (): { ready: boolean, reasons: string[] } {
     const reasons: string[] = []

@@ -25,6 +25,11 @@ async function heliaFetch (gateway: string, cids: string[]): Promise<Array<{ cid
   return JSON.parse(stdout.trim().split('\n').pop()!)
 }
 
+async function sentBytes (d: DaemonProcess): Promise<number> {
+  const text = await (await fetch(d.metricsUrl + '/metrics')).text()
+  return Number(/^herald_serve_http_sent_bytes_total (\S+)$/m.exec(text)?.[1] ?? 0)
+}
+
 async function main (): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'herald-interop-'))
   let seed: DaemonProcess | undefined
@@ -41,7 +46,14 @@ async function main (): Promise<void> {
     await seed.client.exportRelease('interop@1', join(dir, 'export'))
     nginx = await startNginx(dir, join(dir, 'export'))
     for (const [name, url] of [['heraldd', seed.httpUrl], ['nginx (exported release)', nginx.url]]) {
+      const sentBefore = name === 'heraldd' ? await sentBytes(seed) : 0
       const got = await heliaFetch(url, [...expected.keys()])
+      if (name === 'heraldd') {
+        // the blocks came from this daemon's listener, not from anywhere else
+        const sent = await sentBytes(seed) - sentBefore
+        const want = [...expected.values()].reduce((a, e) => a + e.size, 0)
+        if (sent < want) { failures++; console.log(`FAIL heraldd sent ${sent} bytes over HTTP, the blocks are ${want}`) }
+      }
       for (const g of got) {
         const want = expected.get(g.cid)!
         const ok = g.sha256 === want.hex && g.bytes === want.size

@@ -1,9 +1,12 @@
 // A client of the HTTP chunk path: fetches a batch of chunks by CID from one base URL (a heraldd's chunk
-// listener, or a static origin serving an exported release) over keep-alive connections (Node's global
-// fetch keeps its connections per origin), a window of requests in flight, replies yielded in order.
+// listener, or a static origin serving an exported release) over keep-alive connections (node:http with a
+// keep-alive Agent: measured at half the receiving CPU of Node's fetch), a window of requests in flight,
+// replies yielded in order.
 // Every body is bounded before it is read in full: a raw block must be exactly the size the manifest
 // gives; a zstd body must be at most zstd's bound for that size, exactly one frame with no trailing bytes,
 // declaring that size. Every chunk is checked against its digest before it is yielded.
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { createRequire } from 'node:module'
 import { cidFromDigest, verifyDigest } from '../../protocol/cid.js'
 import { decompressChunk, MAX_DECOMPRESSED } from '../../protocol/exchange/compression.js'
@@ -39,8 +42,10 @@ export interface HttpChunkClientInit {
   /** ask for stored zstd frames (Accept-Encoding: zstd); default true */
   acceptZstd?: boolean
   timeoutMs?: number
-  /** requests in flight at once */
+  /** requests in flight at once (and keep-alive connections kept) */
   window?: number
+  /** PEM certificate(s) to trust for an https base URL, besides the system's */
+  ca?: string | Buffer
 }
 
 export class HttpChunkClient {
@@ -48,12 +53,31 @@ export class HttpChunkClient {
   readonly #acceptZstd: boolean
   readonly #timeoutMs: number
   readonly #window: number
+  readonly #agent: HttpAgent | HttpsAgent
+  readonly #request: typeof httpRequest
 
   constructor (init: HttpChunkClientInit) {
     this.baseUrl = init.baseUrl.replace(/\/+$/, '')
     this.#acceptZstd = init.acceptZstd ?? true
     this.#timeoutMs = init.timeoutMs ?? CLIENT_TIMEOUT_MS
     this.#window = Math.max(1, init.window ?? CLIENT_WINDOW)
+    const https = this.baseUrl.startsWith('https:')
+    // keep-alive connections, one per request in flight (node:http: half the receiving CPU of fetch, docs/BENCHMARKS.md)
+    const agentInit = { keepAlive: true, maxSockets: this.#window, scheduling: 'lifo' as const }
+    this.#agent = https ? new HttpsAgent({ ...agentInit, ca: init.ca }) : new HttpAgent(agentInit)
+    this.#request = https ? httpsRequest as typeof httpRequest : httpRequest
+  }
+
+  /** Close the kept-alive connections. */
+  close (): void { this.#agent.destroy() }
+
+  async #get (url: string, headers: Record<string, string>, signal: AbortSignal): Promise<IncomingMessage> {
+    signal.throwIfAborted()
+    return await new Promise((resolve, reject) => {
+      const req = this.#request(url, { agent: this.#agent, headers, signal }, resolve)
+      req.once('error', reject)
+      req.end()
+    })
   }
 
   /**
@@ -93,28 +117,29 @@ export class HttpChunkClient {
     const signal = parent != null ? AbortSignal.any([parent, timeout]) : timeout
     const headers: Record<string, string> = { accept: RAW_BLOCK_TYPE }
     if (this.#acceptZstd) headers['accept-encoding'] = 'zstd'
-    const res = await fetch(`${this.baseUrl}/ipfs/${cid}?format=raw`, { headers, signal })
-    if (res.status === 404 || res.status === 410) {
-      await res.body?.cancel()
+    const res = await this.#get(`${this.baseUrl}/ipfs/${cid}?format=raw`, headers, signal)
+    const status = res.statusCode ?? 0
+    if (status === 404 || status === 410) {
+      discard(res)
       return { digest, status: 'not-found', wireBytes: 0 }
     }
-    if (res.status === 429 || res.status === 503) {
-      await res.body?.cancel()
-      const after = Number(res.headers.get('retry-after'))
+    if (status === 429 || status === 503) {
+      discard(res)
+      const after = Number(res.headers['retry-after'])
       return { digest, status: 'rate-limited', wireBytes: 0, retryAfterMs: Number.isFinite(after) && after >= 0 ? after * 1000 : undefined }
     }
-    if (res.status !== 200) {
-      await res.body?.cancel()
-      throw new HttpSourceError('bad_response', `${cid}: HTTP ${res.status}`)
+    if (status !== 200) {
+      res.destroy()
+      throw new HttpSourceError('bad_response', `${cid}: HTTP ${status}`)
     }
-    const coding = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase()
+    const coding = (res.headers['content-encoding'] ?? 'identity').trim().toLowerCase()
     if (coding !== 'identity' && !(coding === 'zstd' && this.#acceptZstd)) {
-      await res.body?.cancel()
+      res.destroy()
       throw new HttpSourceError('bad_response', `${cid}: unasked-for content-encoding ${coding}`)
     }
     const zstd = coding === 'zstd'
     const limit = zstd ? binding.compressBound(size) : size
-    const body = await readBounded(res, limit, cid)
+    const body = await readBounded(res, limit, cid, signal)
     let bytes = body
     if (zstd) {
       let frameSize: number
@@ -137,32 +162,34 @@ export class HttpChunkClient {
   }
 }
 
+/** Drop a small error body so its keep-alive connection can carry the next request; a large one closes it. */
+function discard (res: IncomingMessage): void {
+  if (Number(res.headers['content-length'] ?? Infinity) <= 65_536) res.resume()
+  else res.destroy()
+}
+
 /** The body, refused as soon as it (or its announced length) exceeds `limit` bytes. */
-async function readBounded (res: Response, limit: number, cid: string): Promise<Uint8Array> {
-  const announced = res.headers.get('content-length')
+async function readBounded (res: IncomingMessage, limit: number, cid: string, signal: AbortSignal): Promise<Uint8Array> {
+  const announced = res.headers['content-length']
   if (announced != null && Number(announced) > limit) {
-    await res.body?.cancel()
+    res.destroy()
     throw new HttpSourceError('too_large', `${cid}: ${announced} bytes announced, at most ${limit} expected`)
   }
-  if (res.body == null) return new Uint8Array(0)
-  const out = new Uint8Array(announced != null ? Number(announced) : limit)
+  const out = Buffer.allocUnsafe(announced != null ? Number(announced) : limit)
   let n = 0
-  const reader = res.body.getReader()
   try {
-    while (true) {
-      const { done, value } = await reader.read()
-      if (done) break
-      if (n + value.byteLength > out.byteLength) {
+    for await (const part of res as AsyncIterable<Buffer>) {
+      if (n + part.byteLength > out.byteLength) {
         throw new HttpSourceError('too_large', `${cid}: more than ${announced ?? limit} bytes`)
       }
-      out.set(value, n)
-      n += value.byteLength
+      part.copy(out, n)
+      n += part.byteLength
     }
   } catch (err) {
-    await reader.cancel().catch(() => {})
-    throw err
-  } finally {
-    reader.releaseLock()
+    res.destroy()
+    if (err instanceof HttpSourceError) throw err
+    if (signal.aborted) throw signal.reason
+    throw new HttpSourceError('short_body', `${cid}: the response broke off after ${n} bytes`, { cause: err })
   }
   return n === out.byteLength ? out : out.subarray(0, n)
 }

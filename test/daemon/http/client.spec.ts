@@ -88,6 +88,14 @@ describe('HttpChunkClient', function () {
     await expectFault('short_body')
   })
 
+  it('should report a response that breaks off as a short body', async () => {
+    behaviour = (res) => {
+      res.writeHead(200, { 'content-length': String(text.byteLength) })
+      res.write(text.subarray(0, 1000), () => { res.destroy() })
+    }
+    await expectFault('short_body')
+  })
+
   it('should catch a corrupted body by the CID check', async () => {
     const bad = Buffer.from(text)
     bad[1234] ^= 1

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { acceptsRaw, acceptsZstd, startChunkHttpServer, type ChunkHttpServer } from '../../../daemon/http/server.js'
 import { UploadBudget } from '../../../daemon/http/upload-budget.js'
+import { HttpChunkClient } from '../../../daemon/http/client.js'
 import { chunkCid, sha256 } from '../../../protocol/cid.js'
 import { compressChunk } from '../../../protocol/exchange/compression.js'
 import { Store } from '../../../store/store.js'
@@ -108,6 +109,22 @@ describe('chunk HTTP server', function () {
       req.end()
     })
     expect(body.equals(text)).to.equal(true)
+    // the project's client, trusting that certificate
+    const client = new HttpChunkClient({ baseUrl: server.url, ca: cert })
+    try {
+      const r = await client.fetchOne({ digest: sha256(text), size: text.byteLength })
+      expect(r.status).to.equal('ok')
+      expect(r.encoding).to.equal('zstd')
+      expect(Buffer.from(r.bytes!).equals(text)).to.equal(true)
+    } finally { client.close() }
+    // and refusing it without
+    const untrusting = new HttpChunkClient({ baseUrl: server.url })
+    try {
+      await untrusting.fetchOne({ digest: sha256(text), size: text.byteLength })
+      expect.fail('a self-signed certificate was accepted without being trusted')
+    } catch (err: any) {
+      expect(err.code).to.equal('DEPTH_ZERO_SELF_SIGNED_CERT')
+    } finally { untrusting.close() }
   })
 
   it('should parse Accept and Accept-Encoding as the trustless-gateway clients send them', () => {

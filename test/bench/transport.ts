@@ -9,6 +9,8 @@
 //   https       the same over TLS (node:https, a self-signed certificate made by openssl for the run)
 //   http-node   HTTP/1.1 keep-alive: node:http server, node:http client (keep-alive Agent): the client's cost
 //   fastify     HTTP/1.1 keep-alive with a fastify server instead of node:http (the cost of the framework)
+//   herald-http heraldd's chunk listener (daemon/http/server.ts, block from memory, not the store) and its
+//               client (daemon/http/client.ts), each message a block checked against its CID on arrival
 // Options: --size <MiB> (default 1024), --message <KiB> (default 1024), --only <name,...>. Prints a table
 // and one JSON line.
 import '../../protocol/polyfill.js'
@@ -71,6 +73,18 @@ async function receiver (job: Job): Promise<void> {
   } else {
     // HTTP: the receiver is the client, asking for each message in turn on keep-alive connections
     say('ready', {})
+    if (job.path === 'herald-http') {
+      const { HttpChunkClient } = await import('../../daemon/http/client.js')
+      const { sha256 } = await import('../../protocol/cid.js')
+      const want = { digest: sha256(message(job.message)), size: job.message }
+      const client = new HttpChunkClient({ baseUrl: job.target!, window: 4 })
+      await waitGo()
+      const n = Math.ceil(job.total / job.message)
+      for await (const r of client.fetch(Array.from({ length: n }, () => want))) count(r.wireBytes)
+      finish()
+      await stayUntilStdinEnds()
+      process.exit(0)
+    }
     await waitGo()
     const url = job.target!
     const n = Math.ceil(job.total / job.message)
@@ -106,9 +120,14 @@ async function receiver (job: Job): Promise<void> {
   process.exit(0)
 }
 
+function message (size: number): Buffer {
+  const msg = Buffer.alloc(size, 0x5a)
+  for (let i = 0; i + 4 <= msg.byteLength; i += 4) msg.writeUInt32LE((i * 2654435761) >>> 0, i)
+  return msg
+}
+
 async function sender (job: Job): Promise<void> {
-  const msg = Buffer.alloc(job.message, 0x5a)
-  for (let i = 0; i < msg.byteLength; i += 4) msg.writeUInt32LE((i * 2654435761) >>> 0, i)
+  const msg = message(job.message)
   const n = Math.ceil(job.total / job.message)
   if (job.path === 'tcp') {
     const socket = connect(Number(job.target), '127.0.0.1')
@@ -137,6 +156,15 @@ async function sender (job: Job): Promise<void> {
       res.end(msg)
     }
     let port: number
+    if (job.path === 'herald-http') {
+      const { startChunkHttpServer } = await import('../../daemon/http/server.js')
+      const server = await startChunkHttpServer({ host: '127.0.0.1', port: 0, getStored: async () => ({ encoding: 'raw', data: msg, rawSize: msg.byteLength }) })
+      say('ready', { target: server.url })
+      await waitGo()
+      say('done')
+      await stayUntilStdinEnds()
+      process.exit(0)
+    }
     if (job.path === 'fastify') {
       const Fastify = (await import('fastify')).default
       const app = Fastify({ logger: false, keepAliveTimeout: 30_000 })
@@ -205,7 +233,7 @@ interface Row { path: string, mbPerSec?: number, sendCpuPerGiB?: number, recvCpu
 
 async function runPath (path: string, total: number, message: number, certDir: string): Promise<Row> {
   const job: Job = { path, total, message, certDir }
-  const http = path === 'http' || path === 'https' || path === 'fastify' || path === 'http-node'
+  const http = ['http', 'https', 'fastify', 'http-node', 'herald-http'].includes(path)
   // TCP and libp2p: the receiver listens, the sender dials. HTTP: the sender serves, the receiver asks.
   let recv: Child
   let send: Child
@@ -260,7 +288,7 @@ async function main (): Promise<void> {
   const total = Number(arg('size') ?? 1024) * 2 ** 20
   const message = Number(arg('message') ?? 1024) * 1024
   const only = arg('only')?.split(',')
-  const paths = ['tcp', 'libp2p', 'libp2p-tls', 'http', 'https', 'http-node', 'fastify'].filter(p => only == null || only.includes(p))
+  const paths = ['tcp', 'libp2p', 'libp2p-tls', 'http', 'https', 'http-node', 'fastify', 'herald-http'].filter(p => only == null || only.includes(p))
   const certDir = await mkdtemp(join(tmpdir(), 'herald-bench-tls-'))
   const rows: Row[] = []
   try {

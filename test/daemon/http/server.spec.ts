@@ -4,6 +4,7 @@ import { expect } from 'chai'
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { request } from 'node:https'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -125,6 +126,26 @@ describe('chunk HTTP server', function () {
     } catch (err: any) {
       expect(err.code).to.equal('DEPTH_ZERO_SELF_SIGNED_CERT')
     } finally { untrusting.close() }
+  })
+
+  it('should close connections from one client address beyond its cap', async () => {
+    server = await startChunkHttpServer({ host: '127.0.0.1', port: 0, maxConnectionsPerClient: 2, getStored: async (d) => await store.getStored(d) })
+    const port = Number(new URL(server.url).port)
+    const sockets = Array.from({ length: 3 }, () => connect(port, '127.0.0.1'))
+    try {
+      // the first two stay open and are served; the third is closed by the server without an answer
+      const closed = await new Promise<boolean>(resolve => { sockets[2].once('close', () => { resolve(true) }) })
+      expect(closed).to.equal(true)
+      const answer = await new Promise<string>((resolve, reject) => {
+        let text = ''
+        sockets[0].on('data', (b: Buffer) => { text += b.toString('latin1'); if (text.includes('\r\n\r\n')) resolve(text) })
+        sockets[0].once('error', reject)
+        sockets[0].write(`HEAD /ipfs/${cid}?format=raw HTTP/1.1\r\nHost: x\r\n\r\n`)
+      })
+      expect(answer).to.match(/^HTTP\/1\.1 200/)
+    } finally {
+      for (const s of sockets) s.destroy()
+    }
   })
 
   it('should parse Accept and Accept-Encoding as the trustless-gateway clients send them', () => {

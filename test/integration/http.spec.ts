@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { DaemonProcess } from '../helpers/daemon-process.js'
-import { generateRelease } from '../fixtures/release-gen.js'
+import { generateNextRelease, generateRelease } from '../fixtures/release-gen.js'
 import { decodeManifest, manifestChunkIndex, type ChunkIndex } from '../../protocol/manifest.js'
-import { cidFromDigest, digestHex, parseCid } from '../../protocol/cid.js'
+import { cidFromDigest, digestHex, parseCid, sha256 } from '../../protocol/cid.js'
 import { HttpChunkClient } from '../../daemon/http/client.js'
 import { startNginx } from '../helpers/nginx.js'
 
@@ -197,6 +197,28 @@ describe('HTTP chunk path (real daemons, curl, nginx)', function () {
     expect(n).to.equal(index.count)
     const missing = await client.fetchOne({ digest: new Uint8Array(32).fill(9), size: 10 })
     expect(missing.status).to.equal('not-found')
+  })
+
+  it('should export a delta-encoded release whose every block file hashes to the CID it is named by', async () => {
+    const { seed } = await seedWithRelease({ entries: 3_000 })
+    await generateNextRelease(join(dir, 'in'), join(dir, 'in-2'), { seed: 19, modifyFraction: 0.02, appendFraction: 0.01 })
+    const v2 = await seed.client.publish({ name: 'web@2', dir: join(dir, 'in-2') })
+    const out = join(dir, 'export')
+    const r1 = await seed.client.exportRelease('web@1', out)
+    const r2 = await seed.client.exportRelease('web@2', out)
+    expect(r2.manifestCid).to.equal(v2.manifestCid)
+    expect(r2.deltaObjects, 'the seed holds the delta objects it encoded').to.be.greaterThan(0)
+    expect(r2.deltaObjectsMissing).to.equal(0)
+    // scattered edits change nearly every chunk: what web@2 shares with web@1 was kept, not written twice
+    expect(r2.written + r2.kept).to.equal(r2.chunks + r2.deltaObjects + 1)
+    const names = await readdir(join(out, 'ipfs'))
+    expect(names.length).to.equal(r1.written + r2.written)
+    for (const name of names) {
+      const cid = parseCid(name)
+      const bytes = await readFile(join(out, 'ipfs', name))
+      expect(digestHex(sha256(bytes)), name).to.equal(digestHex(cid.multihash.digest))
+    }
+    for (const v of ['1', '2']) expect((await readdir(join(out, 'herald/releases/web')))).to.include(v)
   })
 
   it('should refuse an export of an unknown release and a relative directory with typed errors', async () => {

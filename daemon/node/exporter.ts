@@ -18,6 +18,11 @@ import type { Store } from '../../store/store.js'
 import type { ExportResult } from '../types.js'
 
 export async function exportRelease (store: Store, name: string, dir: string): Promise<ExportResult> {
+  // under the store's fetch lease: a gc cannot delete the release's chunks halfway through the export
+  return await store.withFetch(async () => await exportLocked(store, name, dir))
+}
+
+async function exportLocked (store: Store, name: string, dir: string): Promise<ExportResult> {
   const started = performance.now()
   const { dataset, version } = parseReleaseName(name)
   if (!isAbsolute(dir)) throw new HeraldError('INVALID_PATH', `the export directory must be an absolute path, got ${JSON.stringify(dir)}`)

@@ -17,8 +17,8 @@ import { startNginx } from '../helpers/nginx.js'
 const execFileP = promisify(execFile)
 
 /** curl a URL into a file and return [status, sha256 hex of the file] through curl and sha256sum. */
-async function curlSha (url: string, out: string, headers: string[] = []): Promise<{ status: number, sha: string, headers: string }> {
-  const args = ['-s', '-D', '-', '-o', out, ...headers.flatMap(h => ['-H', h]), url]
+async function curlSha (url: string, out: string, headers: string[] = [], extra: string[] = []): Promise<{ status: number, sha: string, headers: string }> {
+  const args = ['-s', '-D', '-', '-o', out, ...extra, ...headers.flatMap(h => ['-H', h]), url]
   const { stdout } = await execFileP('curl', args)
   const status = Number(/^HTTP\/[\d.]+ (\d+)/.exec(stdout)?.[1])
   const { stdout: sum } = await execFileP('sha256sum', [out])
@@ -53,7 +53,7 @@ describe('HTTP chunk path (real daemons, curl, nginx)', function () {
     await rm(dir, { recursive: true, force: true })
   })
 
-  async function seedWithRelease (opts: { uploadBytesPerSecond?: number, entries?: number, config?: Record<string, any> } = {}): Promise<{ seed: DaemonProcess, manifestCid: string, index: ChunkIndex }> {
+  async function seedWithRelease (opts: { uploadBytesPerSecond?: number, entries?: number, config?: Record<string, any>, https?: string } = {}): Promise<{ seed: DaemonProcess, manifestCid: string, index: ChunkIndex }> {
     const input = join(dir, 'in')
     await generateRelease({ seed: 18, entries: opts.entries ?? 4_000, dir: input })
     const seed = await DaemonProcess.start({
@@ -63,17 +63,19 @@ describe('HTTP chunk path (real daemons, curl, nginx)', function () {
       config: { http: { enabled: true, host: '127.0.0.1', port: 0 }, ...opts.config }
     })
     daemons.push(seed)
-    expect(seed.httpUrl).to.match(/^http:\/\/127\.0\.0\.1:\d+$/)
     const published = await seed.client.publish({ name: 'web@1', dir: input })
     // the manifest block is served on the same listener (dag-cbor CID)
-    const res = await fetch(`${seed.httpUrl}/ipfs/${published.manifestCid}`, { headers: { accept: 'application/vnd.ipld.raw' } })
-    expect(res.status).to.equal(200)
-    const manifest = decodeManifest(new Uint8Array(await res.arrayBuffer()))
+    const path = join(dir, 'manifest.block')
+    const got = await curlSha(`${seed.httpUrl}/ipfs/${published.manifestCid}`, path, ['Accept: application/vnd.ipld.raw'], opts.https != null ? ['--cacert', opts.https] : [])
+    expect(got.status).to.equal(200)
+    expect(got.sha).to.equal(digestHex(parseCid(published.manifestCid).multihash.digest))
+    const manifest = decodeManifest(new Uint8Array(await readFile(path)))
     return { seed, manifestCid: published.manifestCid, index: manifestChunkIndex(manifest) }
   }
 
   it('should serve every chunk of a release to the HTTP client, verified against its CID, raw and as zstd frames', async () => {
     const { seed, index } = await seedWithRelease()
+    expect(seed.httpUrl).to.match(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect(index.count).to.be.greaterThan(2)
     const wants = Array.from({ length: index.count }, (_, i) => ({ digest: index.digestAt(i), size: index.sizes[i] }))
     const before = await metric(seed, 'herald_serve_http_sent_bytes_total')
@@ -231,6 +233,19 @@ describe('HTTP chunk path (real daemons, curl, nginx)', function () {
       await seed.client.exportRelease('web@1', 'relative/dir')
       expect.fail('exported into a relative directory')
     } catch (err: any) { expect(err.code).to.equal('INVALID_PATH') }
+  })
+
+  it('should serve over HTTPS with the certificate and key named in the configuration', async () => {
+    const cert = join(dir, 'cert.pem')
+    const key = join(dir, 'key.pem')
+    await execFileP('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert])
+    const { seed, index } = await seedWithRelease({ entries: 500, config: { http: { enabled: true, host: '127.0.0.1', port: 0, tlsCert: cert, tlsKey: key } }, https: cert })
+    expect(seed.httpUrl).to.match(/^https:\/\/127\.0\.0\.1:\d+$/)
+    const digest = index.digestAt(largest(index))
+    const got = await curlSha(`${seed.httpUrl}/ipfs/${cidFromDigest(digest).toString()}`, join(dir, 'tls-1'), ['Accept: application/vnd.ipld.raw'], ['--cacert', cert])
+    expect(got.status).to.equal(200)
+    expect(got.sha).to.equal(digestHex(digest))
   })
 
   it('should not listen for chunks over HTTP unless enabled', async () => {

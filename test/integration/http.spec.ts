@@ -7,7 +7,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { DaemonProcess } from '../helpers/daemon-process.js'
+import { DaemonProcess, HERALD } from '../helpers/daemon-process.js'
 import { generateNextRelease, generateRelease } from '../fixtures/release-gen.js'
 import { decodeManifest, manifestChunkIndex, type ChunkIndex } from '../../protocol/manifest.js'
 import { cidFromDigest, digestHex, parseCid, sha256 } from '../../protocol/cid.js'
@@ -223,7 +223,7 @@ describe('HTTP chunk path (real daemons, curl, nginx)', function () {
     for (const v of ['1', '2']) expect((await readdir(join(out, 'herald/releases/web')))).to.include(v)
   })
 
-  it('should refuse an export of an unknown release and a relative directory with typed errors', async () => {
+  it('should export from the CLI, and refuse an unknown release and a relative API directory with typed errors', async () => {
     const { seed } = await seedWithRelease({ entries: 500 })
     try {
       await seed.client.exportRelease('web@9', join(dir, 'x'))
@@ -233,6 +233,24 @@ describe('HTTP chunk path (real daemons, curl, nginx)', function () {
       await seed.client.exportRelease('web@1', 'relative/dir')
       expect.fail('exported into a relative directory')
     } catch (err: any) { expect(err.code).to.equal('INVALID_PATH') }
+
+    // the CLI: a relative DIR is taken from its working directory; an unknown release exits 3
+    const cli = async (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> => {
+      try {
+        const r = await execFileP(process.execPath, [HERALD, '--api', seed.apiUrl, '--token', seed.token, ...args], { cwd: dir })
+        return { code: 0, stdout: r.stdout, stderr: r.stderr }
+      } catch (err: any) {
+        return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+      }
+    }
+    const ok = await cli(['--json', 'export', 'web@1', 'out'])
+    expect(ok.code, ok.stderr).to.equal(0)
+    const r = JSON.parse(ok.stdout)
+    expect(r.dir).to.equal(join(dir, 'out'))
+    expect((await readdir(join(dir, 'out', 'ipfs'))).length).to.equal(r.written)
+    const missing = await cli(['export', 'web@9', 'out'])
+    expect(missing.code).to.equal(3)
+    expect(missing.stderr).to.include('web@9 is not in the local store')
   })
 
   it('should serve over HTTPS with the certificate and key named in the configuration', async () => {

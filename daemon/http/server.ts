@@ -147,9 +147,11 @@ async function serve (req: IncomingMessage, res: ServerResponse, client: string,
   const digest = cid.multihash.digest
   const cidText = cid.toString()
   let body: Uint8Array | undefined
+  let length = 0
   let zstd = false
   if (cid.code === DAG_CBOR_CODEC) {
     body = await init.getManifest?.(cid)
+    length = body?.byteLength ?? 0
   } else {
     const decision = init.policy?.(client, digest) ?? 'serve'
     if (decision === 'rate-limited') {
@@ -159,7 +161,10 @@ async function serve (req: IncomingMessage, res: ServerResponse, client: string,
     const stored = decision === 'serve' ? await init.getStored(digest) : undefined
     if (stored != null) {
       zstd = stored.encoding === 'zstd' && init.compress !== false && acceptsZstd(req.headers['accept-encoding'])
-      body = stored.encoding === 'zstd' && !zstd ? decompressChunk(stored.data, stored.rawSize) : stored.data
+      const inflate = stored.encoding === 'zstd' && !zstd
+      // a HEAD needs only the length: a kept frame is not inflated for it
+      length = inflate ? stored.rawSize : stored.data.byteLength
+      body = inflate && req.method !== 'HEAD' ? decompressChunk(stored.data, stored.rawSize) : stored.data
     }
   }
   if (body == null) {
@@ -181,7 +186,7 @@ async function serve (req: IncomingMessage, res: ServerResponse, client: string,
     init.onResponse?.(304)
     return
   }
-  headers['content-length'] = String(body.byteLength)
+  headers['content-length'] = String(length)
   if (req.method === 'HEAD') {
     res.writeHead(200, headers).end()
     init.onResponse?.(200)

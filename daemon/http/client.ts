@@ -1,6 +1,6 @@
 // A client of the HTTP chunk path: fetches a batch of chunks by CID from one base URL (a heraldd's chunk
 // listener, or a static origin serving an exported release) over keep-alive connections (node:http with a
-// keep-alive Agent: measured at half the receiving CPU of Node's fetch), a window of requests in flight,
+// keep-alive Agent: 0.5–0.9× the receiving CPU of Node's fetch in docs/BENCHMARKS.md), a window of requests in flight,
 // replies yielded in order.
 // Every body is bounded before it is read in full: a raw block must be exactly the size the manifest
 // gives; a zstd body must be at most zstd's bound for that size, exactly one frame with no trailing bytes,
@@ -62,7 +62,7 @@ export class HttpChunkClient {
     this.#timeoutMs = init.timeoutMs ?? CLIENT_TIMEOUT_MS
     this.#window = Math.max(1, init.window ?? CLIENT_WINDOW)
     const https = this.baseUrl.startsWith('https:')
-    // keep-alive connections, one per request in flight (node:http: half the receiving CPU of fetch, docs/BENCHMARKS.md)
+    // keep-alive connections, one per request in flight (node:http: less receiving CPU than fetch, docs/BENCHMARKS.md)
     const agentInit = { keepAlive: true, maxSockets: this.#window, scheduling: 'lifo' as const }
     this.#agent = https ? new HttpsAgent({ ...agentInit, ca: init.ca }) : new HttpAgent(agentInit)
     this.#request = https ? httpsRequest as typeof httpRequest : httpRequest

@@ -261,6 +261,15 @@ program.command('rollback <dataset>').description('switch `current` one step bac
     out(r, () => `${r.dataset}: current ${r.from ?? '(none)'} → ${r.to}`)
   }))
 
+program.command('export <name> <dir>')
+  .description('write a release\'s chunks, delta objects, manifest and signed record into DIR in the HTTP URL layout (DIR/ipfs/<cid>, DIR/herald/releases/<dataset>/<version>), for any static web server')
+  .action(run(async (name: string, dir: string) => {
+    const r = await client().exportRelease(name, resolve(dir))
+    out(r, () => `${r.name} → ${r.dir}: ${r.chunks} chunks, ${r.deltaObjects} delta objects` +
+      (r.deltaObjectsMissing > 0 ? ` (${r.deltaObjectsMissing} not held here, left out)` : '') +
+      `, manifest ${r.manifestCid}; ${r.written} files written (${bytes(r.bytesWritten)}), ${r.kept} already there, in ${seconds(r.seconds)}`)
+  }))
+
 // a typo in a variable name would otherwise go unnoticed (heraldd's variables are known too: they often
 // share one environment file)
 const unknown = unknownEnv(process.env)

@@ -111,7 +111,7 @@ common(program.command('start'))
       process.exit(0)
     }
     const { node } = daemon
-    console.log(`heraldd ${VERSION} ready peer=${node.peerId} seed=${String(node.isSeed)} api=${daemon.apiUrl} metrics=${daemon.metricsUrl ?? 'off'} listen=${node.listenAddrs().join(',')}`)
+    console.log(`heraldd ${VERSION} ready peer=${node.peerId} seed=${String(node.isSeed)} api=${daemon.apiUrl} metrics=${daemon.metricsUrl ?? 'off'} http=${daemon.httpUrl ?? 'off'} listen=${node.listenAddrs().join(',')}`)
   })
 
 program.parseAsync().catch(fail)

@@ -164,6 +164,17 @@ export const ConfigSchema = z.object({
     provideChunks: z.boolean().default(true),
     provideQueueMax: z.number().int().min(0).default(100_000)
   }).strict().default({ provideChunks: true, provideQueueMax: 100_000 }),
+  /** the chunk-serving HTTP listener (IPFS trustless-gateway form, docs/PROTOCOL.md): off unless enabled */
+  http: z.object({
+    enabled: z.boolean().default(false),
+    host: z.string().default('127.0.0.1'),
+    /** next to the libp2p port (4480) */
+    port: z.number().int().min(0).max(65_535).default(4481),
+    /** PEM files: HTTPS instead of HTTP when both are given */
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional()
+  }).strict().refine(h => (h.tlsCert == null) === (h.tlsKey == null), 'tlsCert and tlsKey go together')
+    .default({ enabled: false, host: '127.0.0.1', port: 4481 }),
   log: z.object({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')
   }).strict().default({ level: 'info' })

@@ -7,6 +7,7 @@ import { startApiServer } from './api/server.js'
 import { ensureDataDir, loadOrCreateApiToken, loadOrCreatePeerKey, loadOrCreatePublisherKey, loadPublisherKey, PUBLISHER_PUB_FILE } from './keys.js'
 import { createLogger } from './log.js'
 import { createMetrics, startMetricsServer } from './metrics.js'
+import { startChunkListener } from './http/listener.js'
 import { HeraldNode } from './node/herald-node.js'
 import { releasesDir, type HeraldConfig } from './config.js'
 import { isPublicBind } from './api/host-check.js'
@@ -42,6 +43,8 @@ export interface RunningDaemon {
   node: HeraldNode
   apiUrl: string
   metricsUrl?: string
+  /** the chunk HTTP listener, when http.enabled */
+  httpUrl?: string
   stop: () => Promise<void>
 }
 
@@ -93,12 +96,19 @@ export async function startDaemon (config: HeraldConfig): Promise<RunningDaemon>
     for (const [what, host] of [['api', config.api.host], ['metrics', config.metrics.enabled ? config.metrics.host : '127.0.0.1']]) {
       if (isPublicBind(host)) log.warn({ [what]: host }, `the ${what} listener is bound to ${host}, reachable from other hosts: ${what === 'api' ? 'GET routes answer without the token' : 'metrics and readiness are public'}; bind it to 127.0.0.1 unless a firewall or proxy guards it`)
     }
-    log.info({ api: api.url, metrics: metricsUrl, peerId: node.peerId, listen: node.listenAddrs() }, 'ready')
+    let httpUrl: string | undefined
+    if (config.http.enabled) {
+      const chunks = await startChunkListener(config, node, registry)
+      httpUrl = chunks.url
+      stops.unshift(async () => { await chunks.stop() })
+    }
+    log.info({ api: api.url, metrics: metricsUrl, http: httpUrl, peerId: node.peerId, listen: node.listenAddrs() }, 'ready')
     let stopping: Promise<void> | undefined
     return {
       node,
       apiUrl: api.url,
       metricsUrl,
+      httpUrl,
       stop: async () => {
         stopping ??= (async () => { for (const s of stops) await s() })()
         await stopping

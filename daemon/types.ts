@@ -230,6 +230,23 @@ export interface RollbackResult {
   to: string
 }
 
+/** `herald export`: a release written in the HTTP chunk path's URL layout (docs/PROTOCOL.md) */
+export interface ExportResult {
+  name: ReleaseName
+  dir: string
+  manifestCid: string
+  /** distinct chunks of the release, all exported */
+  chunks: number
+  /** delta objects exported; those this node does not hold are counted in deltaObjectsMissing */
+  deltaObjects: number
+  deltaObjectsMissing: number
+  /** block files written now; `kept`: already there with the right size */
+  written: number
+  kept: number
+  bytesWritten: number
+  seconds: number
+}
+
 /** What the API and CLI drive. Errors thrown carry a stable string `code` (see daemon/errors.ts). */
 export interface HeraldService {
   /** Chunk files already on disk into the store, so that the next fetch moves only the delta. */
@@ -253,6 +270,8 @@ export interface HeraldService {
   gc(): Promise<GcResult>
   verify(name: ReleaseName): Promise<VerifyResult>
   rollback(dataset: string, to?: string): Promise<RollbackResult>
+  /** write a held release's blocks and record into `dir` (absolute) in the HTTP URL layout */
+  exportRelease(name: ReleaseName, dir: string): Promise<ExportResult>
   /** true once the store is open, libp2p started and (unless seed) a peer is reachable */
   ready(): { ready: boolean, reasons: string[] }
 }

@@ -1,7 +1,7 @@
 // Client of the local API, used by the `herald` CLI, the demo and the tests.
 import type {
   FetchProgress, FetchRequest, GcResult, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishProgress, PublishRequest, PublishResult, ReleaseInfo,
-  RollbackResult, StatusInfo, VerifyResult
+  RollbackResult, StatusInfo, VerifyResult, ExportResult
 } from '../types.js'
 
 export class ApiError extends Error {
@@ -140,6 +140,10 @@ export class ApiClient {
   async verify (name: string): Promise<VerifyResult> { return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/verify`) }
   async rollback (dataset: string, to?: string): Promise<RollbackResult> {
     return await this.#request('POST', `/v1/datasets/${encodeURIComponent(dataset)}/rollback`, to != null ? { to } : {})
+  }
+
+  async exportRelease (name: string, dir: string): Promise<ExportResult> {
+    return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/export`, { dir }, AbortSignal.timeout(3_600_000))
   }
 
   /** Follow a fetch's progress events until it is done or failed; resolves with the last progress. */

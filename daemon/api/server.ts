@@ -185,6 +185,10 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
     schema: { body: { type: 'object', required: ['name', 'dir'], additionalProperties: false, properties: { name: { type: 'string' }, dir: { type: 'string' } } } }
   }, async (req) => await service.importRelease(req.body as ImportRequest))
   app.post('/v1/releases/:name/verify', { preHandler: auth, schema: { params: nameParam } }, async (req) => await service.verify((req.params as any).name))
+  app.post('/v1/releases/:name/export', {
+    preHandler: auth,
+    schema: { params: nameParam, body: { type: 'object', required: ['dir'], additionalProperties: false, properties: { dir: { type: 'string', minLength: 1, maxLength: 4096 } } } }
+  }, async (req) => await service.exportRelease((req.params as any).name, (req.body as any).dir))
   app.post('/v1/datasets/:dataset/rollback', {
     preHandler: auth,
     schema: { body: { anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, properties: { to: { type: 'string' } } }] } }

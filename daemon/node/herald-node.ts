@@ -29,6 +29,7 @@ import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
 
 export { VERSION }
 import { SuperSeedPolicy } from './super-seed.js'
+import { exportRelease } from './exporter.js'
 import { loadTrustedKeys, unscopedWarning } from './trust.js'
 import { RwLock } from '../../store/rwlock.js'
 import { readdir, rm, stat } from 'node:fs/promises'
@@ -38,7 +39,7 @@ import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
   FetchProgress, FetchRequest, GcResult, HeraldService, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishProgress, PublishRequest, PublishResult,
-  ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
+  ReleaseInfo, RollbackResult, StatusInfo, VerifyResult, ExportResult
 } from '../types.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -214,7 +215,8 @@ export class HeraldNode implements HeraldService {
 
   // ---- hooks for the protocol services -------------------------------------------------------------
 
-  onServed (peer: PeerId, bytes: number): void {
+  /** `peer`: a libp2p peer, or `http:<address>` for the HTTP chunk listener */
+  onServed (peer: PeerId | string, bytes: number): void {
     this.#served += bytes
     this.#lastServedAt = Date.now()
     this.stats.recordSent(peer.toString(), bytes)
@@ -1161,6 +1163,8 @@ export class HeraldNode implements HeraldService {
     await this.store.setCurrent(dataset, target)
     return { dataset, from, to: target }
   }
+
+  async exportRelease (name: string, dir: string): Promise<ExportResult> { return await exportRelease(this.store, name, dir) }
 
   ready (): { ready: boolean, reasons: string[] } {
     const reasons: string[] = []

@@ -35,6 +35,8 @@ export class DaemonProcess {
   child?: ChildProcess
   apiUrl = ''
   metricsUrl = ''
+  /** the chunk HTTP listener ('' when http.enabled is off) */
+  httpUrl = ''
   peerId = ''
   listen: string[] = []
   token = ''
@@ -109,6 +111,7 @@ export class DaemonProcess {
     this.peerId = field('peer')
     this.apiUrl = field('api')
     this.metricsUrl = field('metrics')
+    this.httpUrl = field('http') === 'off' ? '' : field('http')
     this.listen = field('listen').split(',').filter(s => s !== '').map(a => a.includes('/p2p/') ? a : `${a}/p2p/${this.peerId}`)
     this.token = (await readFile(join(this.opts.dataDir, 'api.token'), 'utf8')).trim()
     this.client = new ApiClient({ url: this.apiUrl, token: this.token })

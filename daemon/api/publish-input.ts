@@ -8,8 +8,9 @@ export async function checkPublishInput (dir: string): Promise<void> {
   try {
     st = await stat(dir)
   } catch (err: any) {
-    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new HeraldError('INVALID_PATH', `${dir} does not exist on the daemon's host`, { cause: err })
-    if (err.code === 'EACCES') throw new HeraldError('INVALID_PATH', `the daemon may not read ${dir} (permission denied)`, { cause: err })
+    // the publisher's own codes (protocol/ingest.ts), so the answer is the same whichever check sees it first
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new HeraldError('INPUT_NOT_FOUND', `${dir} does not exist`, { cause: err })
+    if (err.code === 'EACCES') throw new HeraldError('INPUT_UNREADABLE', `the daemon may not read ${dir} (permission denied)`, { cause: err })
     throw err
   }
   if (!st.isDirectory() && !st.isFile()) {

@@ -135,7 +135,7 @@ describe('herald fetch in a terminal, --out and the API guards', function () {
   it('should count in progress.peers the sources that sent bytes, not the holders it knows of', async () => {
     expect((await lab.fetch('demo@3')).state).to.equal('done')
     // B knows two holders, the lab and the seed; the seed is not asked while the lab delivers
-    const b = await DaemonProcess.start({ dataDir: join(dir, 'b'), bootstrap: [...lab.listen, ...seed.listen], trust: [await seed.publisherKey()], config: { fetch: { seedDeadlineMs: 20_000 } } })
+    const b = await DaemonProcess.start({ dataDir: join(dir, 'b'), bootstrap: [...lab.listen, ...seed.listen], trust: [await seed.publisherKey()], config: { seeds: [seed.peerId], fetch: { seedDeadlineMs: 20_000 } } })
     try {
       const started = await b.client.startFetch({ name: 'demo@3' })
       const events: FetchProgress[] = []
@@ -202,7 +202,7 @@ describe('herald fetch in a terminal, --out and the API guards', function () {
     expect((await getWithHost(`${lab.apiUrl}/healthz`, 'attacker.example')).status).to.equal(200)
   })
 
-  it('should answer publish of a device, a FIFO or a missing path with a typed 400', async () => {
+  it('should answer publish of a device or a FIFO with a typed 400, and of a missing path with INPUT_NOT_FOUND', async () => {
     const publish = async (path: string): Promise<{ status: number, code: string }> => {
       const res = await fetch(`${seed.apiUrl}/v1/publish`, { method: 'POST', headers: { authorization: `Bearer ${seed.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bad@1', dir: path }) })
       return { status: res.status, code: ((await res.json()) as any).code }
@@ -210,7 +210,7 @@ describe('herald fetch in a terminal, --out and the API guards', function () {
     expect(await publish('/dev/zero')).to.deep.equal({ status: 400, code: 'INVALID_ARGUMENT' })
     await execFileP('mkfifo', [join(dir, 'fifo')])
     expect(await publish(join(dir, 'fifo'))).to.deep.equal({ status: 400, code: 'INVALID_ARGUMENT' })
-    expect(await publish(join(dir, 'no-such-dir'))).to.deep.equal({ status: 400, code: 'INVALID_PATH' })
+    expect(await publish(join(dir, 'no-such-dir'))).to.deep.equal({ status: 422, code: 'INPUT_NOT_FOUND' })
   })
 
   it('should print the plan of a tiny release with the manifest apart and no share above 100%', async () => {

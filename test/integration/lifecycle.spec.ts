@@ -92,6 +92,9 @@ describe('release lifecycle (real daemons on loopback)', function () {
     await seed.client.publish({ name: 'life@2', dir: v2 })
     expect((await lab.fetch('life@1')).state).to.equal('done')
     expect((await lab.fetch('life@2')).state).to.equal('done')
+    // a daemon started without --seed is told how to start one, not to run init again
+    const notSeed = await expectCode(lab.client.startPublish({ name: 'life@9', dir: v1 }), 'NOT_PUBLISHER')
+    expect(notSeed.message).to.match(/heraldd start --seed/)
     const err = await expectCode(lab.client.unpin('life@2'), 'CONFLICT')
     expect(err.message).to.match(/current/)
     expect((await lab.client.listReleases()).find(r => r.name === 'life@2')?.pinned).to.equal(true)

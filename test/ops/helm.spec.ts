@@ -12,7 +12,7 @@ import { renderChart, TemplateFail, type RenderOptions } from './helm-render.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const chartDir = join(root, 'deploy/helm/herald')
-const KEY = 'ed25519:5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty'
+const KEY = 'ed25519:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA'
 const MONITORING = ['v1', 'apps/v1', 'monitoring.coreos.com/v1']
 
 const render = (values: Record<string, any> = {}, opts: RenderOptions = {}): ReturnType<typeof renderChart> =>

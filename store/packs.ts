@@ -74,7 +74,8 @@ export class PackSet {
   #writerId = 0
   /** fsyncs running on the writer: it is not closed under them */
   readonly #syncing = new Set<Promise<void>>()
-  #readers = new Map<number, FileHandle>()
+  /** one read handle per pack, shared: the promise is cached so that concurrent first reads open it once */
+  #readers = new Map<number, Promise<FileHandle>>()
   #tail: Promise<unknown> = Promise.resolve()
 
   private constructor (dir: string, maxBytes: number) {
@@ -216,11 +217,14 @@ export class PackSet {
   }
 
   async read (loc: Location): Promise<Uint8Array> {
-    let fh = this.#readers.get(loc.pack)
-    if (fh == null) {
-      fh = await open(join(this.dir, packName(loc.pack)), 'r')
-      this.#readers.set(loc.pack, fh)
+    let opening = this.#readers.get(loc.pack)
+    if (opening == null) {
+      opening = open(join(this.dir, packName(loc.pack)), 'r')
+      this.#readers.set(loc.pack, opening)
+      // a failed open is not cached
+      opening.catch(() => { if (this.#readers.get(loc.pack) === opening) this.#readers.delete(loc.pack) })
     }
+    const fh = await opening
     const buf = new Uint8Array(loc.length)
     let got = 0
     while (got < loc.length) {
@@ -242,8 +246,9 @@ export class PackSet {
   }
 
   async remove (id: number): Promise<void> {
-    await this.#readers.get(id)?.close()
+    const reader = this.#readers.get(id)
     this.#readers.delete(id)
+    await (await reader?.catch(() => undefined))?.close()
     this.sizes.delete(id)
     this.#durable.delete(id)
     await rm(join(this.dir, packName(id)), { force: true })
@@ -252,7 +257,8 @@ export class PackSet {
   async close (): Promise<void> {
     await this.#tail
     await this.#closeWriter()
-    for (const fh of this.#readers.values()) await fh.close()
+    const readers = [...this.#readers.values()]
     this.#readers.clear()
+    for (const r of readers) await (await r.catch(() => undefined))?.close()
   }
 }

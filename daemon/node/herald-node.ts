@@ -33,6 +33,7 @@ import { exportRelease } from './exporter.js'
 import { loadTrustedKeys, unscopedWarning } from './trust.js'
 import { RwLock } from '../../store/rwlock.js'
 import { readdir, rm, stat } from 'node:fs/promises'
+import { setMaxListeners } from 'node:events'
 import { isAbsolute } from 'node:path'
 import { importDirectory } from '../../store/import.js'
 import type { Log } from '../log.js'
@@ -445,6 +446,8 @@ export class HeraldNode implements HeraldService {
     await this.#ensureConnected(signal)
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
     const peers = this.libp2p.getPeers()
+    // one listener per peer asked at once, for as long as the answers take: a bounded fan-out, not a leak
+    setMaxListeners(peers.length + 10, timeout)
     await Promise.all(peers.map(async peer => {
       try {
         const bytes = await this.libp2p.services.releases.fetchRelease(peer, dataset, version, { signal: timeout })

@@ -59,7 +59,7 @@ describe('fetch faults, timing-bound (real daemons on loopback)', function () {
     const a = await start('a', { bootstrap: seed.listen, trust, uploadBytesPerSecond: 1024 * 1024 })
     expect((await a.fetch('frozen@1')).state).to.equal('done')
     // C fetches from A first (peers before the seed); its default stall deadlines apply (hedge cap 5 s)
-    const c = await start('c', { bootstrap: [...seed.listen, ...a.listen], trust, config: { fetch: { hedgeAfterMs: 5_000 } } })
+    const c = await start('c', { bootstrap: [...seed.listen, ...a.listen], trust, config: { seeds: [seed.peerId], fetch: { hedgeAfterMs: 5_000 } } })
     const id = (await c.client.startFetch({ name: 'frozen@1' })).id
     const times: number[] = []
     let last = 0

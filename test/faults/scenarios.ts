@@ -266,7 +266,7 @@ export async function sourceFault (dir: string, n: number, mode: 'kill' | 'stop'
     const a = await c.startLab('a')
     const b = await c.startLab('b')
     for (const p of [a, b]) if ((await p.fetch('src@1')).state !== 'done') throw new Error('sources did not fetch')
-    const fetcher = async (name: string): Promise<DaemonProcess> => await c.startLab(name, { bootstrap: [...a.listen, ...b.listen, ...seed.listen], config: { limits: { maxInflightPerPeer: 2, batchSize: 2 } } })
+    const fetcher = async (name: string): Promise<DaemonProcess> => await c.startLab(name, { bootstrap: [...a.listen, ...b.listen, ...seed.listen], config: { seeds: [seed.peerId], limits: { maxInflightPerPeer: 2, batchSize: 2 } } })
     const base = await fetcher('baseline')
     const t0 = Date.now()
     const bf = await base.fetch('src@1')

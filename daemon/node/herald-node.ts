@@ -51,6 +51,8 @@ const PUBLISHES_KEY = 'publishes'
 /** finished publish jobs kept for GET /v1/publish/:id (a few KB each) */
 const MAX_FINISHED_PUBLISHES = 100
 const CONNECT_WAIT_MS = 10_000
+/** how long a record lookup waits for a seed once other peers are connected (the seed is not required) */
+const SEED_GRACE_MS = 2_000
 /** how long stop() waits for fetches to checkpoint before closing the store anyway */
 const STOP_JOBS_TIMEOUT_MS = 10_000
 /** rounds over the peers when fetching a manifest, and the pause before the second (doubling after) */
@@ -288,12 +290,20 @@ export class HeraldNode implements HeraldService {
     }
   }
 
-  /** Right after start the bootstrap dials may still be running: give them a moment before asking peers. */
+  /**
+   * Before asking peers for a record: right after start the bootstrap dials may still be running, and the
+   * first peer connected may not be the seed (a lab, or a peer that holds nothing). Wait for a seed to be
+   * connected, or, when none comes, for any peer and SEED_GRACE_MS, at most CONNECT_WAIT_MS.
+   */
   async #ensureConnected (signal: AbortSignal): Promise<void> {
-    if (this.libp2p.getPeers().length > 0 || this.config.bootstrap.length === 0) return
+    if (this.config.bootstrap.length === 0) return
+    const seedUp = (): boolean => this.libp2p.getPeers().some(p => this.#seedPeers.has(p.toString()))
+    if (seedUp()) return
+    const started = Date.now()
     await this.#bootstrap()
-    const deadline = Date.now() + CONNECT_WAIT_MS
-    while (this.libp2p.getPeers().length === 0 && Date.now() < deadline) {
+    const deadline = started + CONNECT_WAIT_MS
+    while (!seedUp() && Date.now() < deadline) {
+      if (this.libp2p.getPeers().length > 0 && Date.now() - started >= SEED_GRACE_MS) return
       signal.throwIfAborted()
       await new Promise(resolve => setTimeout(resolve, 100))
     }

@@ -148,32 +148,6 @@ export class ApiClient {
 
   /** Follow a fetch's progress events until it is done or failed; resolves with the last progress. */
   async followFetch (id: string, onProgress: (p: FetchProgress) => void, signal?: AbortSignal): Promise<FetchProgress> {
-    let res: Response
-    try {
-      res = await fetch(`${this.url}/v1/fetch/${encodeURIComponent(id)}/events`, { signal })
-    } catch (err: any) {
-      throw new ApiError('UNREACHABLE', 0, `cannot reach heraldd at ${this.url}`, { cause: err })
-    }
-    if (!res.ok || res.body == null) {
-      const json = await res.json().catch(() => undefined) as any
-      throw new ApiError(json?.code ?? 'HTTP_' + String(res.status), res.status, json?.message ?? `HTTP ${res.status}`)
-    }
-    let last: FetchProgress | undefined
-    let buffer = ''
-    const decoder = new TextDecoder()
-    for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(part, { stream: true })
-      let sep: number
-      while ((sep = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, sep)
-        buffer = buffer.slice(sep + 2)
-        const data = event.split('\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n')
-        if (data === '') continue
-        last = JSON.parse(data) as FetchProgress
-        onProgress(last)
-      }
-    }
-    if (last == null) throw new ApiError('BAD_RESPONSE', 200, 'progress stream ended without an event')
-    return last
+    return await this.#follow(`/v1/fetch/${encodeURIComponent(id)}/events`, onProgress, signal)
   }
 }

@@ -2,7 +2,8 @@
 // the demo and the swarm benchmark.
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -165,5 +166,30 @@ export class DaemonProcess {
       await new Promise(resolve => setTimeout(resolve, 100))
     }
     throw new Error(`fetch ${id} did not finish in ${timeoutMs} ms`)
+  }
+}
+
+/**
+ * For a mocha describe block: a temporary directory per test, and `start(name)` for daemons with their data
+ * under it. After each test every daemon started is resumed (if a test froze it), killed, and the directory
+ * removed.
+ */
+export function daemonFixture (prefix: string): { readonly dir: string, start: (name: string, opts?: Partial<DaemonOptions>) => Promise<DaemonProcess> } {
+  let dir = ''
+  const daemons: DaemonProcess[] = []
+  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), prefix)) })
+  afterEach(async () => {
+    for (const d of daemons) if (d.child?.pid != null && d.child.exitCode == null) d.child.kill('SIGCONT')
+    await Promise.allSettled(daemons.map(async d => await d.kill()))
+    daemons.length = 0
+    await rm(dir, { recursive: true, force: true })
+  })
+  return {
+    get dir () { return dir },
+    async start (name, opts = {}) {
+      const d = await DaemonProcess.start({ dataDir: join(dir, name), ...opts })
+      daemons.push(d)
+      return d
+    }
   }
 }

@@ -1,10 +1,9 @@
 // Release lifecycle on real daemons: stop mid-fetch, unpin/gc/rollback rules, gc racing a starting fetch,
 // rollback racing an update.
 import { expect } from 'chai'
-import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DaemonProcess } from '../helpers/daemon-process.js'
+import { daemonFixture, DaemonProcess } from '../helpers/daemon-process.js'
 import { generateNextRelease, generateRelease } from '../fixtures/release-gen.js'
 import type { FetchProgress } from '../../daemon/types.js'
 
@@ -31,24 +30,8 @@ async function waitFor (d: DaemonProcess, id: string, cond: (p: FetchProgress) =
 
 describe('release lifecycle (real daemons on loopback)', function () {
   this.timeout(180_000)
-  let dir: string
-  const daemons: DaemonProcess[] = []
-
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'herald-life-'))
-  })
-
-  afterEach(async () => {
-    await Promise.allSettled(daemons.map(async d => await d.kill()))
-    daemons.length = 0
-    await rm(dir, { recursive: true, force: true })
-  })
-
-  async function start (name: string, opts: Partial<Parameters<typeof DaemonProcess.start>[0]> = {}): Promise<DaemonProcess> {
-    const d = await DaemonProcess.start({ dataDir: join(dir, name), ...opts })
-    daemons.push(d)
-    return d
-  }
+  const fx = daemonFixture('herald-life-')
+  const start = fx.start
 
   async function seedAndLab (uploadBytesPerSecond = 0): Promise<{ seed: DaemonProcess, lab: DaemonProcess }> {
     const seed = await start('seed', { seed: true, uploadBytesPerSecond })
@@ -57,10 +40,10 @@ describe('release lifecycle (real daemons on loopback)', function () {
   }
 
   async function versions (n: number, entries = 3_000): Promise<string[]> {
-    const dirs = [join(dir, 'in-1')]
+    const dirs = [join(fx.dir, 'in-1')]
     await generateRelease({ seed: 31, entries, dir: dirs[0] })
     for (let i = 2; i <= n; i++) {
-      dirs.push(join(dir, `in-${i}`))
+      dirs.push(join(fx.dir, `in-${i}`))
       await generateNextRelease(dirs[i - 2], dirs[i - 1], { seed: 31 + i, modifyFraction: 0.02, appendFraction: 0.01 })
     }
     return dirs
@@ -223,6 +206,6 @@ describe('release lifecycle (real daemons on loopback)', function () {
     expect(delta.state, JSON.stringify(delta.error)).to.equal('done')
     const moved = (p: FetchProgress): number => p.wireBytes.seed + p.wireBytes.peer
     expect(moved(delta)).to.be.lessThan(moved(full) / 2)
-    await expectCode(lab.client.importRelease({ name: 'imp@3', dir: join(dir, 'missing') }), 'INVALID_PATH')
+    await expectCode(lab.client.importRelease({ name: 'imp@3', dir: join(fx.dir, 'missing') }), 'INVALID_PATH')
   })
 })

@@ -1,10 +1,9 @@
 // Trust scoped to dataset names, on real daemons: two publishers, a lab that trusts each for its own
 // datasets, a record whose name disagrees with its manifest, and a peer that calls itself a seed.
 import { expect } from 'chai'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DaemonProcess } from '../helpers/daemon-process.js'
+import { daemonFixture } from '../helpers/daemon-process.js'
 import { generateRelease } from '../fixtures/release-gen.js'
 import { loadPublisherKey } from '../../daemon/keys.js'
 import { parseCid } from '../../protocol/cid.js'
@@ -13,25 +12,12 @@ import { Store } from '../../store/store.js'
 
 describe('scoped trust (real daemons on loopback)', function () {
   this.timeout(180_000)
-  let dir: string
-  const daemons: DaemonProcess[] = []
-
-  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'herald-trust-')) })
-  afterEach(async () => {
-    await Promise.allSettled(daemons.map(async d => await d.kill()))
-    daemons.length = 0
-    await rm(dir, { recursive: true, force: true })
-  })
-
-  async function start (name: string, opts: Partial<Parameters<typeof DaemonProcess.start>[0]> = {}): Promise<DaemonProcess> {
-    const d = await DaemonProcess.start({ dataDir: join(dir, name), ...opts })
-    daemons.push(d)
-    return d
-  }
+  const fx = daemonFixture('herald-trust-')
+  const start = fx.start
 
   it('should accept each publisher only for its own datasets, and refuse a record naming another manifest', async () => {
-    const inA = join(dir, 'in-a')
-    const inB = join(dir, 'in-b')
+    const inA = join(fx.dir, 'in-a')
+    const inB = join(fx.dir, 'in-b')
     await generateRelease({ seed: 41, entries: 1_500, dir: inA })
     await generateRelease({ seed: 42, entries: 1_500, dir: inB })
     const a = await start('seed-a', { seed: true })
@@ -75,7 +61,7 @@ describe('scoped trust (real daemons on loopback)', function () {
   })
 
   it('should take the seed from configuration, not from a peer that calls itself one', async () => {
-    const input = join(dir, 'in')
+    const input = join(fx.dir, 'in')
     await generateRelease({ seed: 43, entries: 6_000, dir: input })
     // the real seed is capped, so the lab wants the spoofer's bytes if it can have them
     const seed = await start('seed', { seed: true, uploadBytesPerSecond: 1_000_000 })

@@ -26,6 +26,7 @@ export function createMetrics (registry: Registry) {
   const m = {
     fetchReceivedBytesTotal: new Counter({ name: 'herald_fetch_received_bytes_total', help: 'Bytes received on the wire for fetches, by source and encoding', labelNames: ['source', 'encoding'] as const, registers: r }),
     fetchVerifiedBytesTotal: new Counter({ name: 'herald_fetch_verified_bytes_total', help: 'Chunk bytes verified against their CID and stored, by source', labelNames: ['source'] as const, registers: r }),
+    manifestReceivedBytesTotal: new Counter({ name: 'herald_manifest_received_bytes_total', help: 'Manifest bytes received, as the raw manifest or as a delta against a held one', labelNames: ['encoding'] as const, registers: r }),
     fetchChunksTotal: new Counter({ name: 'herald_fetch_chunks_total', help: 'Chunk batch requests by source and result', labelNames: ['source', 'result'] as const, registers: r }),
     fetchDurationSeconds: new Histogram({ name: 'herald_fetch_duration_seconds', help: 'Duration of whole release fetches', labelNames: ['result'] as const, buckets: FETCH_BUCKETS, registers: r }),
     fetchRequestDurationSeconds: new Histogram({ name: 'herald_fetch_request_duration_seconds', help: 'Duration of one chunk batch request', labelNames: ['source'] as const, buckets: SIZE_BUCKETS, registers: r }),

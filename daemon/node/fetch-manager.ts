@@ -114,7 +114,7 @@ export class FetchManager {
     const started = performance.now()
     metrics?.fetchActive.inc()
     try {
-      const { cid, manifest } = await this.#init.resolver.resolve(dataset, version, signal)
+      const { cid, manifest } = await this.#init.resolver.resolve(dataset, version, signal, (bytes, delta) => { metrics?.manifestReceivedBytesTotal.inc({ encoding: delta ? 'delta' : 'raw' }, bytes) })
       job.progress.manifestCid = cid.toString()
       job.setState('planning')
       announcer.provideManifest(cid)

@@ -58,12 +58,13 @@ export class Planner {
   /** What fetching `name` would move from here: reused, delta, compressed and raw bytes, and the manifest. */
   async plan (name: string): Promise<PlanResult> {
     const { dataset, version } = parseReleaseName(name)
-    const { store, resolver, registry } = this.#init
+    const { resolver, registry } = this.#init
     const signal = AbortSignal.timeout(60_000)
     const { signed, from } = await resolver.record(dataset, version, signal)
     const cid = signed.record.manifestCid
-    const manifestBytesBefore = await store.getManifest(cid)
-    const manifest = await resolver.manifest(cid, from, signal)
+    // what the manifest costs to move: nothing when held, else the bytes it came in (raw or a delta)
+    let manifestBytes = 0
+    const manifest = await resolver.manifest(cid, from, signal, { base: await resolver.baseFor(dataset, cid), onWire: (n) => { manifestBytes += n } })
     checkManifestName(manifest, dataset, version)
     const swarm = await registry.detached(cid, manifest)
     const index = swarm.index
@@ -90,7 +91,6 @@ export class Planner {
       } else if (wire != null && wire < index.sizes[i]) compressed += wire
       else raw += index.sizes[i]
     }
-    const manifestBytes = manifestBytesBefore == null ? (await store.getManifest(cid))?.byteLength ?? 0 : 0
     return {
       name: formatReleaseName(dataset, version),
       releaseBytes: index.totalBytes,

@@ -5,7 +5,8 @@ import { setMaxListeners } from 'node:events'
 import { decodeSignedRelease, verifyRelease, type SignedRelease, type TrustedKey } from '../../protocol/release.js'
 import { verifyManifest, type Manifest } from '../../protocol/manifest.js'
 import { HeraldError } from '../errors.js'
-import type { ReleaseExchange } from '../../protocol/exchange/index.js'
+import { parseCid } from '../../protocol/cid.js'
+import type { ManifestFetchOptions, ReleaseExchange } from '../../protocol/exchange/release-exchange.js'
 import type { Store } from '../../store/store.js'
 import type { HeraldConfig } from '../config.js'
 import type { PeerStats } from '../fetch/peer-stats.js'
@@ -48,10 +49,10 @@ export class Resolver {
   }
 
   /** The record of `dataset@version` and the manifest it names, both verified, the manifest named alike. */
-  async resolve (dataset: string, version: string, signal: AbortSignal): Promise<Resolved> {
+  async resolve (dataset: string, version: string, signal: AbortSignal, onWire?: (bytes: number, delta: boolean) => void): Promise<Resolved> {
     const { signed, from } = await this.record(dataset, version, signal)
     const cid = signed.record.manifestCid
-    const manifest = await this.manifest(cid, from, signal)
+    const manifest = await this.manifest(cid, from, signal, { base: await this.baseFor(dataset, cid), onWire })
     checkManifestName(manifest, dataset, version)
     return { signed, cid, manifest }
   }
@@ -93,8 +94,29 @@ export class Resolver {
     return best
   }
 
-  /** A manifest by CID: the local store, else `from` first, then every usable peer, a few rounds. */
-  async manifest (cid: CID, from: PeerId | undefined, signal: AbortSignal): Promise<Manifest> {
+  /**
+   * The manifest a new one of `dataset` is best sent as a delta against: the current release's, else the
+   * newest held release's (a manifest the store holds, other than `cid`).
+   */
+  async baseFor (dataset: string, cid: CID): Promise<{ cid: CID, bytes: Uint8Array } | undefined> {
+    const { store } = this.#init
+    const current = await store.getCurrent(dataset)
+    const held = (await store.listReleases()).filter(r => r.dataset === dataset)
+    held.sort((a, b) => Number(b.version === current) - Number(a.version === current) || b.publishedAt - a.publishedAt)
+    for (const r of held) {
+      const base = parseCid(r.manifestCid)
+      if (base.equals(cid)) continue
+      const bytes = await store.getManifest(base)
+      if (bytes != null) return { cid: base, bytes }
+    }
+    return undefined
+  }
+
+  /**
+   * A manifest by CID: the local store, else `from` first, then every usable peer, a few rounds. With a
+   * `base` the peers may send it as a delta against that manifest; the result is checked against `cid`.
+   */
+  async manifest (cid: CID, from: PeerId | undefined, signal: AbortSignal, opts: Pick<ManifestFetchOptions, 'base' | 'onWire'> = {}): Promise<Manifest> {
     const { store, releases, stats, limits, log } = this.#init
     const local = await store.getManifest(cid)
     if (local != null) return verifyManifest(cid, local)
@@ -106,7 +128,7 @@ export class Resolver {
       const order = from != null ? [from, ...peers.filter(p => !p.equals(from))] : peers
       for (const peer of order) {
         try {
-          const bytes = await releases.fetchManifest(peer, cid, { signal })
+          const bytes = await releases.fetchManifest(peer, cid, { signal, base: opts.base, onWire: opts.onWire })
           if (bytes == null) continue
           const manifest = verifyManifest(cid, bytes, { maxBytes: limits.maxManifestBytes, maxChunks: limits.maxManifestChunks })
           await store.putManifest(cid, bytes)

@@ -239,6 +239,58 @@ export function decodeReleaseResponse (frame: Uint8Array | Uint8ArrayList): { st
 export const encodeManifestRequest = encodeHaveRequest
 export const decodeManifestRequest = decodeHaveRequest
 
+/**
+ * ManifestRequest v2 (/herald/manifest/1.1.0): u8 version (2) | u8 n | n bytes: CID | CID bytes of a base
+ * manifest the asker holds (may be empty): the answer may be a delta against it.
+ */
+export function encodeManifestRequestV2 (cidBytes: Uint8Array, baseBytes?: Uint8Array): Uint8Array {
+  if (cidBytes.byteLength > 126 || (baseBytes?.byteLength ?? 0) > 126) throw new RangeError('CID too long')
+  const out = new Uint8Array(2 + cidBytes.byteLength + (baseBytes?.byteLength ?? 0))
+  out[0] = 2
+  out[1] = cidBytes.byteLength
+  out.set(cidBytes, 2)
+  if (baseBytes != null) out.set(baseBytes, 2 + cidBytes.byteLength)
+  return out
+}
+
+export function decodeManifestRequestV2 (frame: Uint8Array | Uint8ArrayList): { cid: Uint8Array, base?: Uint8Array } {
+  const buf = flat(frame)
+  need(buf, 3, 'manifest request')
+  if (buf[0] !== 2) throw new MalformedMessageError(`manifest request version ${buf[0]}`)
+  const n = buf[1]
+  if (n === 0 || n > 126 || buf.byteLength < 2 + n) throw new MalformedMessageError('manifest request CID length')
+  if (buf.byteLength - 2 - n > 126) throw new MalformedMessageError('manifest request base CID too long')
+  const base = buf.byteLength > 2 + n ? buf.slice(2 + n) : undefined
+  return { cid: buf.slice(2, 2 + n), base }
+}
+
+/** ManifestHeader v2: u8 status | u32 total size (BE) | u8 encoding (0 raw, 1 delta against the base) | u32 bytes that follow (BE) */
+export function encodeManifestHeaderV2 (s: Status, total: number, delta: boolean, wire: number): Uint8Array {
+  const out = new Uint8Array(10)
+  out[0] = s
+  const view = new DataView(out.buffer)
+  view.setUint32(1, total)
+  out[5] = delta ? 1 : 0
+  view.setUint32(6, wire)
+  return out
+}
+
+export function decodeManifestHeaderV2 (frame: Uint8Array | Uint8ArrayList): { status: Status, total: number, delta: boolean, wire: number } {
+  const buf = flat(frame)
+  need(buf, 10, 'manifest header')
+  if (buf.byteLength !== 10) throw new MalformedMessageError('manifest header length')
+  const s = status(buf[0])
+  const view = new DataView(buf.buffer, buf.byteOffset)
+  const total = view.getUint32(1)
+  if (buf[5] > 1) throw new MalformedMessageError(`manifest encoding ${buf[5]}`)
+  const delta = buf[5] === 1
+  const wire = view.getUint32(6)
+  if (s !== Status.OK && (total !== 0 || wire !== 0)) throw new MalformedMessageError('a non-OK manifest header announces no bytes')
+  if (!delta && wire !== total) throw new MalformedMessageError('a raw manifest announces its size twice, differently')
+  if (delta && wire > total + 1024) throw new MalformedMessageError('a manifest delta larger than its manifest')
+  return { status: s, total, delta, wire }
+}
+
 /** ManifestHeader: u8 status | u32 total size (BE); then ceil(total / 1 MiB) data frames */
 export function encodeManifestHeader (s: Status, total: number): Uint8Array {
   const out = new Uint8Array(5)

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
-import { randomBytes } from 'node:crypto'
-import { Chunker, chunkBuffer, chunkStream, DEFAULT_CHUNKER, validateChunkerParams } from '../../protocol/chunker.js'
+import { createHash, randomBytes } from 'node:crypto'
+import { Chunker, chunkBuffer, chunkStream, DEFAULT_CHUNKER, parseChunkSize, validateChunkerParams } from '../../protocol/chunker.js'
 import { digestHex, sha256 } from '../../protocol/cid.js'
 import { prng } from '../fixtures/release-gen.js'
 
@@ -14,6 +14,23 @@ function pseudoRandom (n: number, seed: number): Uint8Array {
 }
 
 describe('chunker', () => {
+  // The gear table and the boundary rule are frozen: every published manifest depends on them. These
+  // boundaries were recorded from herald-gear-v1; a change to the table, the masks or the normalization
+  // moves them and must fail here (a new algorithm gets a new name instead).
+  it('should cut a fixed input at the recorded (golden) boundaries', () => {
+    const input = xorshift(8 * 1024 * 1024, 0x9e3779b9)
+    for (const [params, count, first, digest] of [
+      [DEFAULT_CHUNKER, 27, [402735, 710686, 994163, 1264745, 1603766, 1867537], 'b3f999b351b82f25c98c1b0f9355fbb521e87fb39ec5cd8c3915ac8e33c4e2f3'],
+      [parseChunkSize('2K:8K:32K'), 904, [9140, 17818, 20599, 31205, 39643, 47891], '1fc92865ea2451d46ff9769dd2d17ed647f44bdc0f4d06b42bd1648d2219ea99']
+    ] as const) {
+      let at = 0
+      const ends = chunkBuffer(input, params).map(c => (at += c.byteLength))
+      expect(ends).to.have.length(count)
+      expect(ends.slice(0, 6)).to.deep.equal(first)
+      expect(createHash('sha256').update(JSON.stringify(ends)).digest('hex')).to.equal(digest)
+    }
+  })
+
   it('should be deterministic and cover the input exactly', () => {
     const data = pseudoRandom(1_000_000, 1)
     const a = chunkBuffer(data, small)
@@ -67,3 +84,16 @@ describe('chunker', () => {
     expect(() => validateChunkerParams(null)).to.throw()
   })
 })
+
+/** a fixed pseudo-random input (xorshift32), the same on every machine */
+function xorshift (n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n)
+  let x = seed >>> 0
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5; x >>>= 0
+    out[i] = x & 0xff
+  }
+  return out
+}

@@ -56,6 +56,10 @@ export interface Published {
   pinDigests: Uint8Array
 }
 
+/** chunks being compressed and stored at once during a publish, and their bytes at most */
+const MAX_CHUNKS_IN_FLIGHT = 512
+const MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+
 export class Publisher {
   readonly #store: Store
   readonly #config: HeraldConfig['publish']
@@ -83,6 +87,7 @@ export class Publisher {
     /** digest hex → size on the wire (the stored form's size) */
     const known = new Map<string, number>()
     const running = new Set<Promise<void>>()
+    let runningBytes = 0
     let failure: unknown
     const chunker = input.chunkSize != null ? parseChunkSize(input.chunkSize) : this.#config.chunkSize != null ? parseChunkSize(this.#config.chunkSize) : DEFAULT_CHUNKER
     let result: Awaited<ReturnType<typeof buildRelease>>
@@ -110,7 +115,11 @@ export class Publisher {
           if (await store.putChunk(digest, bytes, r.frame)) { newChunks++; input.onNewChunk?.(bytes.byteLength) }
         }).catch(err => { failure ??= err }).finally(() => { running.delete(p) })
         running.add(p)
-        if (running.size >= pool.threads * 4) await Promise.race(running)
+        runningBytes += bytes.byteLength
+        void p.finally(() => { runningBytes -= bytes.byteLength })
+        // many small chunks in flight let the store's group commit share one fsync among them (one fsync per
+        // few chunks made 10^4 chunks of 150 B take a minute); the byte bound keeps large chunks in check
+        while (running.size >= MAX_CHUNKS_IN_FLIGHT || runningBytes >= MAX_BYTES_IN_FLIGHT) await Promise.race(running)
       }
       })
     } finally {

@@ -514,6 +514,13 @@ export class HeraldNode implements HeraldService {
 
   // ---- fetch ---------------------------------------------------------------------------------------
 
+  // fleet wiring (daemon/events, daemon/sync): listeners told of every fetch that ends, done or failed
+  readonly #fetchEndListeners = new Set<(p: FetchProgress) => void>()
+  onFetchEnd (listener: (p: FetchProgress) => void): () => void {
+    this.#fetchEndListeners.add(listener)
+    return () => { this.#fetchEndListeners.delete(listener) }
+  }
+
   async startFetch (req: FetchRequest): Promise<FetchProgress> {
     const { dataset, version } = parseReleaseName(req.name)
     const name = formatReleaseName(dataset, version)
@@ -521,8 +528,9 @@ export class HeraldNode implements HeraldService {
       if (job.name === name && !job.finished) return job.snapshot()
     }
     const job = new FetchJob(name, req.out)
+    job.expectManifestCid = req.manifestCid
     this.#jobs.set(job.id, job)
-    await this.#rememberFetch(name, req.out)
+    await this.#rememberFetch(name, req.out, req.manifestCid)
     job.done = this.#runFetch(job, dataset, version)
     return job.snapshot()
   }
@@ -538,7 +546,7 @@ export class HeraldNode implements HeraldService {
   }
 
   /** Fetches in progress are kept in the store, so that a restarted daemon resumes them. */
-  async #pendingFetches (): Promise<Record<string, { out?: string }>> {
+  async #pendingFetches (): Promise<Record<string, { out?: string, manifestCid?: string }>> {
     const raw = await this.store.getProgress(FETCHES_KEY)
     if (raw == null) return {}
     try {
@@ -548,9 +556,9 @@ export class HeraldNode implements HeraldService {
     }
   }
 
-  async #rememberFetch (name: string, out?: string): Promise<void> {
+  async #rememberFetch (name: string, out?: string, manifestCid?: string): Promise<void> {
     const pending = await this.#pendingFetches()
-    pending[name] = { out }
+    pending[name] = { out, manifestCid }
     await this.store.putProgress(FETCHES_KEY, JSON.stringify(pending))
   }
 
@@ -561,10 +569,10 @@ export class HeraldNode implements HeraldService {
   }
 
   async #resumeFetches (): Promise<void> {
-    for (const [name, { out }] of Object.entries(await this.#pendingFetches())) {
+    for (const [name, { out, manifestCid }] of Object.entries(await this.#pendingFetches())) {
       try {
         this.#log.info({ release: name }, 'resuming interrupted fetch')
-        await this.startFetch({ name, out })
+        await this.startFetch({ name, out, manifestCid })
       } catch (err: any) {
         this.#log.warn({ release: name, err: err.message }, 'cannot resume fetch')
       }
@@ -579,6 +587,8 @@ export class HeraldNode implements HeraldService {
       const { signed, from } = await this.#resolveRelease(dataset, version, signal)
       const cid = signed.record.manifestCid
       job.progress.manifestCid = cid.toString()
+      // a caller that pinned the content (a desired-state entry) gets nothing else: refused before any chunk moves
+      if (job.expectManifestCid != null && job.expectManifestCid !== cid.toString()) throw new HeraldError('MANIFEST_MISMATCH', `${job.name} is signed for manifest ${cid.toString()}, not the expected ${job.expectManifestCid}: refused`)
       job.setState('planning')
       const manifest = await this.#fetchManifest(cid, from, signal)
       checkManifestName(manifest, dataset, version)
@@ -633,6 +643,7 @@ export class HeraldNode implements HeraldService {
       }
       await this.#forgetFetch(job.name)
       job.setState('done')
+      for (const l of this.#fetchEndListeners) l(job.snapshot())
       this.#metrics?.fetchDurationSeconds.observe({ result: 'done' }, (performance.now() - started) / 1000)
       this.#log.info({ release: job.name, seconds: (performance.now() - started) / 1000, wire: job.progress.wireBytes, reusedBytes: job.progress.reusedBytes }, 'fetch done')
     } catch (err: any) {
@@ -642,6 +653,7 @@ export class HeraldNode implements HeraldService {
       const code = typeof err?.code === 'string' && !signal.aborted ? err.code : (signal.aborted ? 'SHUTTING_DOWN' : 'FETCH_FAILED')
       job.progress.error = { code, message: err?.message ?? String(err) }
       job.setState('failed')
+      if (!signal.aborted) for (const l of this.#fetchEndListeners) l(job.snapshot())
       this.#metrics?.fetchDurationSeconds.observe({ result: 'failed' }, (performance.now() - started) / 1000)
       if (!signal.aborted) {
         // a fetch that failed for good is not resumed at the next start; an interrupted one is, and so is

@@ -125,6 +125,11 @@ export class Webhooks {
     }
   }
 
+  /** Resolves when every queued delivery has ended (delivered or given up). */
+  async idle (): Promise<void> {
+    await Promise.all(this.#targets.map(async t => { await t.queue.onIdle() }))
+  }
+
   /** Drop what is queued and end retries; a delivery in flight is aborted. */
   async stop (): Promise<void> {
     this.#controller.abort(new Error('stopping'))

@@ -38,6 +38,9 @@ export interface ReconcilerInit {
 
 interface Failure { code: string, message: string, attempts: number, retryAt: number }
 
+/** failures are per release and pin: an entry whose pin was edited is tried at once, not after the backoff */
+function failKey (e: DesiredEntry): string { return `${e.dataset}@${e.version} ${e.manifestCid ?? ''}` }
+
 export class Reconciler {
   readonly #init: ReconcilerInit
   readonly #now: () => number
@@ -168,7 +171,7 @@ export class Reconciler {
       const mismatch = e.manifestCid != null && r != null && r.complete && r.manifestCid !== e.manifestCid
       if (r?.complete === true && !mismatch) {
         s.state = 'held'
-        this.#failures.delete(name)
+        this.#failures.delete(failKey(e))
         if (e.validation === 'required' && !this.#validated.has(`${name} ${r.manifestCid}`)) {
           const v = await svc.verify(name)
           if (!v.ok) {
@@ -202,9 +205,9 @@ export class Reconciler {
       }
       if (p != null) {
         this.#fetches.delete(name)
-        if (p.state === 'failed') this.#fail(name, p.error?.code ?? 'FETCH_FAILED', p.error?.message ?? 'fetch failed', now)
+        if (p.state === 'failed') this.#fail(e, p.error?.code ?? 'FETCH_FAILED', p.error?.message ?? 'fetch failed', now)
       }
-      const f = this.#failures.get(name)
+      const f = this.#failures.get(failKey(e))
       if (f != null) {
         s.error = { code: f.code, message: f.message }
         s.retryAt = f.retryAt
@@ -233,7 +236,7 @@ export class Reconciler {
         fetching++
       } catch (err: any) {
         ok = false
-        const f = this.#fail(s.release, codeOf(err) ?? 'FETCH_FAILED', err.message, now)
+        const f = this.#fail(e, codeOf(err) ?? 'FETCH_FAILED', err.message, now)
         s.state = 'failed'
         s.error = { code: f.code, message: f.message }
         s.retryAt = f.retryAt
@@ -320,10 +323,11 @@ export class Reconciler {
     return collect
   }
 
-  #fail (name: string, code: string, message: string, now: number): Failure {
-    const attempts = (this.#failures.get(name)?.attempts ?? 0) + 1
+  #fail (e: DesiredEntry, code: string, message: string, now: number): Failure {
+    const name = `${e.dataset}@${e.version}`
+    const attempts = (this.#failures.get(failKey(e))?.attempts ?? 0) + 1
     const f = { code, message, attempts, retryAt: now + Math.min(RETRY_BASE_MS * 2 ** (attempts - 1), RETRY_MAX_MS) }
-    this.#failures.set(name, f)
+    this.#failures.set(failKey(e), f)
     this.#init.metrics?.errorsTotal.inc({ code })
     this.#log?.warn({ release: name, code, err: message, retryAt: new Date(f.retryAt).toISOString() }, 'desired state: fetch failed')
     return f

@@ -521,6 +521,12 @@ export class HeraldNode implements HeraldService {
     return () => { this.#fetchEndListeners.delete(listener) }
   }
 
+  #fetchEnded (job: FetchJob): void {
+    for (const l of this.#fetchEndListeners) {
+      try { l(job.snapshot()) } catch (err) { this.#log.error({ err }, 'a fetch-end listener failed') }
+    }
+  }
+
   async startFetch (req: FetchRequest): Promise<FetchProgress> {
     const { dataset, version } = parseReleaseName(req.name)
     const name = formatReleaseName(dataset, version)
@@ -643,7 +649,7 @@ export class HeraldNode implements HeraldService {
       }
       await this.#forgetFetch(job.name)
       job.setState('done')
-      for (const l of this.#fetchEndListeners) l(job.snapshot())
+      this.#fetchEnded(job)
       this.#metrics?.fetchDurationSeconds.observe({ result: 'done' }, (performance.now() - started) / 1000)
       this.#log.info({ release: job.name, seconds: (performance.now() - started) / 1000, wire: job.progress.wireBytes, reusedBytes: job.progress.reusedBytes }, 'fetch done')
     } catch (err: any) {
@@ -653,7 +659,7 @@ export class HeraldNode implements HeraldService {
       const code = typeof err?.code === 'string' && !signal.aborted ? err.code : (signal.aborted ? 'SHUTTING_DOWN' : 'FETCH_FAILED')
       job.progress.error = { code, message: err?.message ?? String(err) }
       job.setState('failed')
-      if (!signal.aborted) for (const l of this.#fetchEndListeners) l(job.snapshot())
+      if (!signal.aborted) this.#fetchEnded(job)
       this.#metrics?.fetchDurationSeconds.observe({ result: 'failed' }, (performance.now() - started) / 1000)
       if (!signal.aborted) {
         // a fetch that failed for good is not resumed at the next start; an interrupted one is, and so is

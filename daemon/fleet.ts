@@ -8,7 +8,7 @@ import { HeraldError } from './errors.js'
 import { EventBus, withSwitchEvents } from './events/bus.js'
 import { PostSwitchHook } from './events/hook.js'
 import { createEventsMetrics } from './events/metrics.js'
-import type { FetchEndSource } from './events/types.js'
+import type { AvailableSource, FetchEndSource } from './events/types.js'
 import { Webhooks, type WebhookTarget } from './events/webhooks.js'
 import type { Log } from './log.js'
 import { createSyncMetrics } from './sync/metrics.js'
@@ -50,6 +50,9 @@ export async function startFleet (opts: { config: HeraldConfig, node: HeraldServ
     events.subscribe(e => { hook?.enqueue(e) }),
     events.attach(node)
   ]
+  // release announcements, on a node that has them (node.notifications, daemon/net): release.available events
+  const notifications = (node as { notifications?: Partial<AvailableSource> }).notifications
+  if (typeof notifications?.onReleaseAvailable === 'function') unsubscribe.push(events.attachAvailable(notifications as AvailableSource))
   const service = withSwitchEvents(node, events, releasesDir(config))
   let reconciler: Reconciler | undefined
   if (config.sync.path != null) {
@@ -65,6 +68,9 @@ export async function startFleet (opts: { config: HeraldConfig, node: HeraldServ
       maxConcurrentFetches: config.sync.maxConcurrentFetches
     })
     await reconciler.start()
+    const r = reconciler
+    // a new release announced: `version: latest` entries may now resolve to it
+    unsubscribe.push(events.subscribe(e => { if (e.type === 'release.available') r.trigger() }))
   }
   const disabled = (): SyncStatus => ({ enabled: false, files: [], reconciles: 0, entries: [], removed: [] })
   return {

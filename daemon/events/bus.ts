@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events'
 import type { Log } from '../log.js'
 import { EVENT_BUFFER } from './constants.js'
-import type { FetchEndSource, ReleaseEvent, ReleaseEventInput } from './types.js'
+import type { AvailableSource, FetchEndSource, ReleaseEvent, ReleaseEventInput } from './types.js'
 import type { HeraldService } from '../types.js'
 import { parseReleaseName } from '../../protocol/names.js'
 
@@ -55,6 +55,13 @@ export class EventBus {
   /** buffered events after `id` (all buffered ones for undefined) */
   since (id?: number): ReleaseEvent[] {
     return id == null ? [...this.#buffer] : this.#buffer.filter(e => e.id > id)
+  }
+
+  /** `release.available` for each release the node's announcements report */
+  attachAvailable (source: AvailableSource): () => void {
+    return source.onReleaseAvailable((r) => {
+      this.publish({ type: 'release.available', release: `${r.dataset}@${r.version}`, dataset: r.dataset, version: r.version, manifestCid: r.manifestCid, origin: 'announce' })
+    })
   }
 
   /** fetched + switched for a fetch that ended done (a fetch switches `current` when its files are in place), failed otherwise */

@@ -28,6 +28,18 @@ export interface ReleaseEvent {
 
 export type ReleaseEventInput = Omit<ReleaseEvent, 'id' | 'time' | 'peerId'>
 
+/** A newly announced release, as release announcements (pubsub) report it. */
+export interface AnnouncedRelease {
+  dataset: string
+  version: string
+  manifestCid: string
+}
+
+/** Where announced releases come from, when the node has announcements (ReleaseNotifications.onReleaseAvailable). */
+export interface AvailableSource {
+  onReleaseAvailable: (listener: (r: AnnouncedRelease) => void) => () => void
+}
+
 /** The node's narrow hook: told of every fetch that ends (HeraldNode.onFetchEnd). */
 export interface FetchEndSource {
   onFetchEnd: (listener: (p: FetchProgress) => void) => () => void

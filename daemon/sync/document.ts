@@ -85,6 +85,8 @@ export interface DesiredEntry {
   schedule?: string
   windowMinutes?: number
   timezone?: string
+  /** set once a `version: latest` entry is resolved to the newest announced version */
+  tracksLatest?: boolean
 }
 
 /** `spec.databases[1].sha256` for a zod issue path. */

@@ -18,7 +18,13 @@ import type { SyncEntryStatus, SyncStatus } from './types.js'
 import { PathWatcher } from './watcher.js'
 import { windowAt } from './window.js'
 
-export type SyncService = Pick<HeraldService, 'startFetch' | 'getFetch' | 'listReleases' | 'pin' | 'unpin' | 'gc' | 'rollback' | 'verify' | 'status'>
+export type SyncService = Pick<HeraldService, 'startFetch' | 'getFetch' | 'listReleases' | 'pin' | 'unpin' | 'gc' | 'rollback' | 'verify' | 'status'> & {
+  /**
+   * The newest verified release of a dataset this node knows of (from release announcements), when the node
+   * can tell: without it, `version: latest` entries are reported `unsupported`.
+   */
+  latestRelease?: (dataset: string) => { version: string, manifestCid: string } | undefined
+}
 
 export interface ReconcilerInit {
   /** a DatabaseSync file, or a directory of them */
@@ -142,10 +148,32 @@ export class Reconciler {
     }
   }
 
-  async #apply (entries: DesiredEntry[]): Promise<boolean> {
+  /** `version: latest` entries made concrete; those that cannot be yet are kept with the reason */
+  #resolveLatest (entries: DesiredEntry[]): { entries: DesiredEntry[], problems: Map<DesiredEntry, { state: 'unsupported' | 'pending', error: { code: string, message: string } }> } {
+    const svc = this.#init.service
+    const problems = new Map<DesiredEntry, { state: 'unsupported' | 'pending', error: { code: string, message: string } }>()
+    const out = entries.map(e => {
+      if (e.version !== LATEST) return e
+      if (typeof svc.latestRelease !== 'function') {
+        problems.set(e, { state: 'unsupported', error: { code: 'UNSUPPORTED', message: '`version: latest` needs release announcements, which this build does not resolve: list the version' } })
+        return e
+      }
+      const latest = svc.latestRelease(e.dataset)
+      if (latest == null) {
+        problems.set(e, { state: 'pending', error: { code: 'RELEASE_NOT_FOUND', message: `no release of ${e.dataset} announced to this node yet` } })
+        return e
+      }
+      // the announced record's manifest is what is fetched; a pin on a `latest` entry refuses any other
+      return { ...e, version: latest.version, manifestCid: e.manifestCid ?? latest.manifestCid, tracksLatest: true }
+    })
+    return { entries: out, problems }
+  }
+
+  async #apply (desired: DesiredEntry[]): Promise<boolean> {
     const svc = this.#init.service
     const now = this.#now()
     let ok = true
+    const { entries, problems } = this.#resolveLatest(desired)
     const releases = new Map((await svc.listReleases()).map(r => [r.name, r]))
     const statuses: SyncEntryStatus[] = []
     const windows = new Map<DesiredEntry, ReturnType<typeof windowAt>>()
@@ -162,10 +190,12 @@ export class Reconciler {
         release: name, dataset: e.dataset, version: e.version, source: e.source, manifestCid: e.manifestCid, heldManifestCid: r?.manifestCid,
         wantCurrent: e.current, current: r?.current === true, pinned: r?.pinned === true, state: 'pending'
       }
+      if (e.tracksLatest === true) s.tracks = LATEST
       statuses.push(s)
-      if (e.version === LATEST) {
-        s.state = 'unsupported'
-        s.error = { code: 'UNSUPPORTED', message: '`version: latest` needs release announcements, which this build does not resolve yet: list the version' }
+      const problem = problems.get(e)
+      if (problem != null) {
+        s.state = problem.state
+        s.error = problem.error
         continue
       }
       const mismatch = e.manifestCid != null && r != null && r.complete && r.manifestCid !== e.manifestCid

@@ -1,6 +1,7 @@
 // What GET /v1/sync and `herald sync status` report: the desired state and how far the node is from it.
 
 /**
+ * pending also covers a `version: latest` entry with no release announced yet;
  * held: complete, pinned, (validated); fetching: a fetch runs; pending: to fetch, waiting for a fetch slot;
  * waiting: outside the schedule window; failed: the last attempt failed (retried at retryAt); refused:
  * the release is signed for another manifest than the entry pins; unsupported: `version: latest` in a
@@ -14,6 +15,8 @@ export interface SyncEntryStatus {
   version: string
   /** the document it comes from: `file#metadata.name` */
   source: string
+  /** `latest`: the entry follows the newest announced release, resolved to `version` */
+  tracks?: 'latest'
   /** the manifest CID the entry pins, if any */
   manifestCid?: string
   /** the manifest CID of the release as this node knows it */

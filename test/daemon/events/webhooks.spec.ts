@@ -120,6 +120,16 @@ describe('webhooks', function () {
     expect(await counter(registry, 'herald_webhook_deliveries_total', 'result="dropped"')).to.equal(7)
   })
 
+  it('should turn release announcements into release.available events', () => {
+    const bus = new EventBus({ peerId: 'p' })
+    let announce: (r: { dataset: string, version: string, manifestCid: string }) => void = () => {}
+    const stop = bus.attachAvailable({ onReleaseAvailable: (l) => { announce = l; return () => { announce = () => {} } } })
+    announce({ dataset: 'u', version: '7', manifestCid: 'bafy-x' })
+    stop()
+    announce({ dataset: 'u', version: '8', manifestCid: 'bafy-y' })
+    expect(bus.since().map(e => `${e.type} ${e.release} ${e.manifestCid ?? ''} ${e.origin}`)).to.deep.equal(['release.available u@7 bafy-x announce'])
+  })
+
   it('should replay buffered events after a Last-Event-ID', () => {
     const bus = new EventBus({ peerId: 'p', bufferSize: 3 })
     for (let i = 1; i <= 5; i++) bus.publish({ type: 'release.fetched', release: `u@${i}`, dataset: 'u', version: String(i), origin: 'fetch' })

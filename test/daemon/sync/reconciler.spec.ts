@@ -185,6 +185,42 @@ describe('desired-state reconciler', () => {
     expect(node.releases.get('u@1')?.pinned).to.equal(true)
   })
 
+  it('should follow `version: latest` where the node knows the newest announced release, keeping `keep` of them, and say unsupported where it cannot', async () => {
+    const node = new FakeNode()
+    await writeFile(file, doc([{ name: 'u', version: 'latest', keep: 2 }]))
+    const without = new Reconciler({ path: file, service: node })
+    await without.reconcile()
+    expect(without.status().entries[0]).to.deep.include({ release: 'u@latest', state: 'unsupported' })
+    expect(without.status().entries[0].error?.code).to.equal('UNSUPPORTED')
+
+    const announced = new Map<string, { version: string, manifestCid: string }>()
+    const withLatest = Object.assign(node, { latestRelease: (d: string) => announced.get(d) })
+    const r = new Reconciler({ path: file, service: withLatest })
+    await r.reconcile()
+    expect(r.status().entries[0]).to.deep.include({ state: 'pending' })
+    expect(r.status().entries[0].error?.code).to.equal('RELEASE_NOT_FOUND')
+    for (const v of ['1', '2', '3']) {
+      announced.set('u', { version: v, manifestCid: CID(0) })
+      node.signed.set(`u@${v}`, CID(0))
+      await r.reconcile()
+      expect(r.status().entries[0]).to.deep.include({ release: `u@${v}`, tracks: 'latest', state: 'fetching', manifestCid: CID(0) })
+      node.finish()
+      await r.reconcile()
+      expect(r.status().entries[0]).to.deep.include({ release: `u@${v}`, state: 'held', current: true })
+    }
+    // keep 2: u@3 (latest) and u@2; u@1 unpinned and collected
+    expect([...node.releases.values()].filter(x => x.pinned).map(x => x.name).sort()).to.deep.equal(['u@2', 'u@3'])
+    expect(r.status().removed).to.deep.equal(['u@1'])
+    // an announced release signed for another manifest than a pinned `latest` entry is refused
+    await writeFile(file, doc([{ name: 'u', version: 'latest', sha256: CID(2) }]))
+    announced.set('u', { version: '4', manifestCid: CID(1) })
+    node.signed.set('u@4', CID(1))
+    await r.reconcile()
+    await r.reconcile()
+    expect(r.status().entries[0]).to.deep.include({ release: 'u@4', state: 'refused' })
+    expect(node.releases.get('u@3')?.current).to.equal(true)
+  })
+
   it('should fail closed on an invalid document: nothing unpinned, the error names the file and key', async () => {
     const node = new FakeNode()
     node.add('u@1', CID(0), { current: true })

@@ -255,6 +255,33 @@ spec:
     expect(done.window?.open).to.equal(true)
   })
 
+  it('should keep a fetch\'s pinned manifest across a SIGKILL: a release re-signed for other content meanwhile is refused on resume', async () => {
+    const [v1, v2] = await releases(2, 20_000)
+    const seed = await fx.start('seed', { seed: true, uploadBytesPerSecond: 2_000_000 })
+    const p1 = await seed.client.publish({ name: 'pin@1', dir: v1 })
+    const lab = await fx.start('lab', { bootstrap: seed.listen, trust: [await seed.publisherKey()] })
+    // a bad pin is refused by the API before a fetch starts
+    await lab.client.startFetch({ name: 'pin@1', manifestCid: 'not-a-cid' }).then(() => expect.fail('accepted'), (err) => { expect(err.code).to.equal('INVALID_CID') })
+    const started = await lab.client.startFetch({ name: 'pin@1', manifestCid: p1.manifestCid })
+    await until('fetch under way', async () => {
+      const p = await lab.client.getFetch(started.id)
+      return p.state === 'fetching' && p.doneChunks > 0 ? p : undefined
+    })
+    await lab.kill()
+    // the publisher replaces pin@1 with other content while the lab is down
+    const replaced = await seed.client.publish({ name: 'pin@1', dir: v2, force: true })
+    expect(replaced.manifestCid).to.not.equal(p1.manifestCid)
+    await lab.launch()
+    const resumed = (await lab.client.status()).fetches.find(f => f.name === 'pin@1')
+    expect(resumed, 'the interrupted fetch is resumed').to.not.equal(undefined)
+    const end = await lab.waitFetch(resumed!.id, 60_000)
+    expect(end.state).to.equal('failed')
+    expect(end.error?.code).to.equal('MANIFEST_MISMATCH')
+    const r = (await lab.client.listReleases()).find(x => x.name === 'pin@1')
+    expect(r?.current).to.equal(false)
+    await access(join(lab.opts.dataDir, 'releases', 'pin', '1')).then(() => expect.fail('the replaced content must not be materialized'), () => {})
+  })
+
   it('should converge after a SIGKILL during a reconcile-driven fetch, and a pass over a converged lab should change nothing', async () => {
     const [v1] = await releases(1, 20_000)
     const seed = await fx.start('seed', { seed: true, uploadBytesPerSecond: 2_000_000 })

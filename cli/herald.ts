@@ -11,6 +11,7 @@ import { exitCodeFor } from '../daemon/errors.js'
 import { VERSION } from '../daemon/version.js'
 import { bytes, pct, progressReporter, publishReporter, seconds, summary, table } from './output.js'
 import { parseChunkSize } from '../protocol/chunker.js'
+import { registerSync } from './sync/command.js'
 
 interface Globals { api?: string, token?: string, dataDir?: string, json?: boolean, progress?: boolean }
 
@@ -161,9 +162,10 @@ program.command('fetch <name>')
   .option('--out <dir>', 'materialize under this directory (relative to the current directory) instead of the daemon\'s releases dir; it must be inside the data dir or a root in the daemon\'s fetch.outRoots')
   .option('--force', 'with --out: replace a non-empty <out>/<dataset>/<version> that Herald did not make')
   .option('--detach', 'start the fetch and return at once')
-  .action(run(async (name: string, opts: { out?: string, force?: boolean, detach?: boolean }) => {
+  .option('--manifest <cid>', 'the manifest CID the release must be signed for: anything else is refused (MANIFEST_MISMATCH) before any chunk moves')
+  .action(run(async (name: string, opts: { out?: string, force?: boolean, detach?: boolean, manifest?: string }) => {
     const api = client()
-    const started = await api.startFetch({ name, out: opts.out != null ? resolve(opts.out) : undefined, force: opts.force === true ? true : undefined })
+    const started = await api.startFetch({ name, out: opts.out != null ? resolve(opts.out) : undefined, force: opts.force === true ? true : undefined, manifestCid: opts.manifest })
     if (opts.detach === true) { out(started, () => `fetch ${started.id} started for ${name}`); return }
     const showBar = !json() && program.opts<Globals>().progress !== false
     const reporter = showBar ? progressReporter(process.stderr.isTTY === true) : undefined
@@ -269,6 +271,8 @@ program.command('export <name> <dir>')
       (r.deltaObjectsMissing > 0 ? ` (${r.deltaObjectsMissing} not held here, left out)` : '') +
       `, manifest ${r.manifestCid}; ${r.written} files written (${bytes(r.bytesWritten)}), ${r.kept} already there, in ${seconds(r.seconds)}`)
   }))
+
+registerSync(program, { client, out, run, json })
 
 // a typo in a variable name would otherwise go unnoticed (heraldd's variables are known too: they often
 // share one environment file)

@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=32 --initial-old-space-size=512
 import '../protocol/polyfill.js'
+import { resolve } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
 import { loadConfig, type ConfigFlags } from '../daemon/config.js'
 import { codeOf, exitCodeFor } from '../daemon/errors.js'
@@ -35,7 +36,8 @@ function flagsOf (opts: Record<string, any>): ConfigFlags {
     metricsHost: opts.metricsHost,
     metricsPort: opts.metricsPort,
     logLevel: opts.logLevel,
-    uploadLimit: opts.uploadLimit
+    uploadLimit: opts.uploadLimit,
+    syncPath: opts.sync != null ? resolve(opts.sync) : undefined
   }
 }
 
@@ -86,6 +88,7 @@ common(program.command('start'))
   .option('--metrics-host <host>', 'metrics listener host')
   .option('--metrics-port <port>', 'metrics listener port', port)
   .option('--upload-limit <bytesPerSec>', 'cap on bytes/s served to peers (0 = none)', nonNegative)
+  .option('--sync <path>', 'apply the DatabaseSync documents of this file or directory (desired state; docs/OPERATIONS.md)')
   .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent')
   .action(async (opts) => {
     // handlers first: a supervisor may signal during startup or the moment it sees the ready line

@@ -74,6 +74,44 @@ const PublishSchema = z.object({
   readBytesPerSecond: z.number().int().min(0).default(0)
 }).strict()
 
+/** desired state: DatabaseSync documents the reconciler applies (daemon/sync, docs/OPERATIONS.md) */
+const SyncSchema = z.object({
+  /** a DatabaseSync file, or a directory of *.yaml / *.yml / *.json documents (a ConfigMap mount); absent: no reconciler */
+  path: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /** a pass at least this often, seconds (besides one at each document change and fetch end) */
+  intervalSeconds: z.number().int().min(1).max(86_400).default(60),
+  /** quiet time after a change of the documents before they are read, ms */
+  debounceMs: z.number().int().min(0).max(60_000).default(300),
+  /** releases the reconciler fetches at once */
+  maxConcurrentFetches: z.number().int().min(1).max(32).default(2)
+}).strict()
+
+const EVENT_TYPE_NAMES = ['release.available', 'release.fetched', 'release.switched', 'release.failed'] as const
+
+/** a webhook: release events POSTed as JSON, signed with HMAC-SHA256 over the body */
+const WebhookSchema = z.object({
+  url: z.string().refine(u => { try { return ['http:', 'https:'].includes(new URL(u).protocol) } catch { return false } }, 'an http:// or https:// URL'),
+  /** the HMAC key, at least 16 characters; or secretFile, a file holding it */
+  secret: z.string().min(16, 'at least 16 characters').optional(),
+  secretFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /** the event types sent (default all) */
+  events: z.array(z.enum(EVENT_TYPE_NAMES)).min(1).optional(),
+  timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+  maxAttempts: z.number().int().min(1).max(100).default(6),
+  /** first retry delay, doubled per attempt (at most a minute) */
+  backoffMs: z.number().int().min(10).max(600_000).default(1_000),
+  /** events waiting for this webhook; more are dropped and counted */
+  queueMax: z.number().int().min(1).max(100_000).default(1_000)
+}).strict().refine(w => (w.secret == null) !== (w.secretFile == null), 'give exactly one of secret and secretFile')
+
+const HooksSchema = z.object({
+  /** run after `current` of a dataset changed: argv (no shell), with HERALD_RELEASE_PATH etc. in its environment */
+  postSwitch: z.object({
+    command: z.array(z.string().min(1)).min(1),
+    timeoutMs: z.number().int().min(100).max(3_600_000).default(60_000)
+  }).strict().optional()
+}).strict()
+
 /** `/ip4/1.2.3.4/tcp/4480` for `1.2.3.4:4480`, `/dns4/host/tcp/4480` for `host:4480`: a hint for a common mistake. */
 function multiaddrHint (text: string): string {
   const m = /^\[?([\w.:-]+?)\]?:(\d{1,5})$/.exec(text.trim())
@@ -175,6 +213,9 @@ export const ConfigSchema = z.object({
     tlsKey: z.string().optional()
   }).strict().refine(h => (h.tlsCert == null) === (h.tlsKey == null), 'tlsCert and tlsKey go together')
     .default({ enabled: false, host: '127.0.0.1', port: 4481 }),
+  sync: SyncSchema.default(SyncSchema.parse({})),
+  webhooks: z.array(WebhookSchema).max(32).default([]),
+  hooks: HooksSchema.default({}),
   log: z.object({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')
   }).strict().default({ level: 'info' })
@@ -209,6 +250,7 @@ export interface ConfigFlags {
   metricsPort?: number
   logLevel?: string
   uploadLimit?: number
+  syncPath?: string
 }
 
 type Partial_ = Record<string, any>
@@ -235,7 +277,9 @@ function bool (name: string, value: string | undefined): boolean | undefined {
 const KNOWN_ENV = new Set(['HERALD_DATA_DIR', 'HERALD_CONFIG', 'HERALD_SEED', 'HERALD_LISTEN', 'HERALD_BOOTSTRAP',
   'HERALD_TRUSTED_PUBLISHERS', 'HERALD_API_HOST', 'HERALD_API_PORT', 'HERALD_METRICS_HOST', 'HERALD_METRICS_PORT',
   'HERALD_LOG_LEVEL', 'HERALD_UPLOAD_LIMIT', 'HERALD_API', 'HERALD_API_TOKEN', 'HERALD_RELEASES_DIR',
-  'HERALD_API_TIMEOUT_MS'])
+  'HERALD_API_TIMEOUT_MS', 'HERALD_SYNC_PATH',
+  // set by heraldd for its post-switch hook (a hook may run herald)
+  'HERALD_EVENT', 'HERALD_RELEASE', 'HERALD_DATASET', 'HERALD_VERSION', 'HERALD_RELEASE_PATH', 'HERALD_MANIFEST_CID', 'HERALD_PREVIOUS_VERSION'])
 
 /** Every HERALD_* variable heraldd or herald does not know, so that all typos are reported at once. */
 export function unknownEnv (env: NodeJS.ProcessEnv): string[] {
@@ -257,7 +301,8 @@ function fromEnv (env: NodeJS.ProcessEnv): Partial_ {
     api: { host: env.HERALD_API_HOST || undefined, port: int('HERALD_API_PORT', env.HERALD_API_PORT) },
     metrics: { host: env.HERALD_METRICS_HOST || undefined, port: int('HERALD_METRICS_PORT', env.HERALD_METRICS_PORT) },
     log: { level: env.HERALD_LOG_LEVEL || undefined },
-    limits: { uploadBytesPerSecond: int('HERALD_UPLOAD_LIMIT', env.HERALD_UPLOAD_LIMIT) }
+    limits: { uploadBytesPerSecond: int('HERALD_UPLOAD_LIMIT', env.HERALD_UPLOAD_LIMIT) },
+    sync: { path: env.HERALD_SYNC_PATH != null && env.HERALD_SYNC_PATH !== '' ? resolve(env.HERALD_SYNC_PATH) : undefined }
   }
 }
 
@@ -271,7 +316,8 @@ function fromFlags (flags: ConfigFlags): Partial_ {
     api: { host: flags.apiHost, port: flags.apiPort },
     metrics: { host: flags.metricsHost, port: flags.metricsPort },
     log: { level: flags.logLevel },
-    limits: { uploadBytesPerSecond: flags.uploadLimit }
+    limits: { uploadBytesPerSecond: flags.uploadLimit },
+    sync: { path: flags.syncPath }
   }
 }
 

@@ -16,6 +16,8 @@ export const ERROR_CODES: Record<string, { http: number, exit: number }> = {
   INVALID_PATH: { http: 400, exit: 2 },
   INVALID_CID: { http: 400, exit: 2 },
   INVALID_CONFIG: { http: 400, exit: 2 },
+  /** a desired-state (DatabaseSync) document that does not parse or validate */
+  INVALID_SYNC_DOCUMENT: { http: 400, exit: 2 },
   UNAUTHORIZED: { http: 401, exit: 1 },
   OUT_NOT_ALLOWED: { http: 403, exit: 2 },
   NOT_FOUND: { http: 404, exit: 3 },
@@ -43,6 +45,8 @@ export const ERROR_CODES: Record<string, { http: number, exit: number }> = {
   INVALID_MANIFEST: { http: 422, exit: 4 },
   INVALID_RECORD: { http: 422, exit: 4 },
   HASH_MISMATCH: { http: 422, exit: 4 },
+  /** a release signed for another manifest than the one a fetch (a desired-state entry) pinned */
+  MANIFEST_MISMATCH: { http: 422, exit: 4 },
   PATH_ESCAPE: { http: 422, exit: 4 },
   NO_SOURCE: { http: 502, exit: 5 },
   FETCH_FAILED: { http: 502, exit: 5 },
@@ -58,6 +62,8 @@ export const ERROR_CODES: Record<string, { http: number, exit: number }> = {
   STORE_CORRUPT: { http: 500, exit: 6 },
   SCHEMA_VERSION: { http: 500, exit: 6 },
   DISK_FULL: { http: 507, exit: 6 },
+  /** asked of a feature this build does not have (a desired-state entry's `version: latest`) */
+  UNSUPPORTED: { http: 501, exit: 2 },
   /** a programming error inside the daemon: the message is logged, not sent */
   INTERNAL: { http: 500, exit: 1 }
 }

@@ -13,6 +13,7 @@ import { releasesDir, type HeraldConfig } from './config.js'
 import { isPublicBind } from './api/host-check.js'
 import { HeraldError } from './errors.js'
 import { HEAP_FLAGS, missingHeapFlags } from './runtime.js'
+import { startFleet } from './fleet.js'
 
 export interface InitResult {
   dataDir: string
@@ -73,8 +74,13 @@ export async function startDaemon (config: HeraldConfig): Promise<RunningDaemon>
       activeReleases: async () => (await node.listReleases()).filter(r => r.current).map(r => ({ dataset: r.dataset, version: r.version })),
       seed: config.seed
     } as any)
+    // release events, webhooks, the post-switch hook and the desired-state reconciler (daemon/fleet.ts)
+    const fleet = await startFleet({ config, node, peerId: node.peerId, registry, log })
+    stops.unshift(async () => { await fleet.stop() })
     const api = await startApiServer({
-      service: node,
+      service: fleet.service,
+      events: fleet.events,
+      sync: fleet.sync,
       token,
       host: config.api.host,
       port: config.api.port,

@@ -115,6 +115,8 @@ export interface FetchRequest {
   out?: string
   /** allow replacing a non-empty `<out>/<dataset>/<version>` Herald did not make (checked by the API) */
   force?: boolean
+  /** the manifest CID the release must be signed for: another is refused with MANIFEST_MISMATCH before any chunk moves */
+  manifestCid?: string
 }
 
 export type FetchState = 'resolving' | 'planning' | 'fetching' | 'materializing' | 'done' | 'failed'

@@ -3,6 +3,8 @@ import type {
   FetchProgress, FetchRequest, GcResult, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishProgress, PublishRequest, PublishResult, ReleaseInfo,
   RollbackResult, StatusInfo, VerifyResult, ExportResult
 } from '../types.js'
+import type { ReleaseEvent } from '../events/types.js'
+import type { SyncStatus } from '../sync/types.js'
 
 export class ApiError extends Error {
   static name = 'ApiError'
@@ -144,6 +146,51 @@ export class ApiClient {
 
   async exportRelease (name: string, dir: string): Promise<ExportResult> {
     return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/export`, { dir }, AbortSignal.timeout(3_600_000))
+  }
+
+  /** The desired-state reconciler's status (GET /v1/sync). */
+  async syncStatus (): Promise<SyncStatus> { return await this.#request('GET', '/v1/sync') }
+  /** Run a reconcile pass now and wait for it (POST /v1/sync). */
+  async syncNow (): Promise<SyncStatus> { return await this.#request('POST', '/v1/sync') }
+
+  /**
+   * Follow release events (GET /v1/events) until `signal` aborts or `onEvent` returns true; `types` filters,
+   * `lastEventId` replays the buffered events after it.
+   */
+  async followEvents (onEvent: (e: ReleaseEvent) => boolean | undefined | void, opts: { types?: string[], lastEventId?: number, signal?: AbortSignal, onOpen?: () => void } = {}): Promise<void> {
+    const query = opts.types != null ? `?types=${encodeURIComponent(opts.types.join(','))}` : ''
+    const headers: Record<string, string> = opts.lastEventId != null ? { 'last-event-id': String(opts.lastEventId) } : {}
+    const controller = new AbortController()
+    const signal = opts.signal != null ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal
+    let res: Response
+    try {
+      res = await fetch(this.url + '/v1/events' + query, { headers, signal })
+    } catch (err: any) {
+      throw new ApiError('UNREACHABLE', 0, `cannot reach heraldd at ${this.url}`, { cause: err })
+    }
+    if (!res.ok || res.body == null) {
+      const json = await res.json().catch(() => undefined) as any
+      throw new ApiError(json?.code ?? 'HTTP_' + String(res.status), res.status, json?.message ?? `HTTP ${res.status}`)
+    }
+    opts.onOpen?.()
+    let buffer = ''
+    const decoder = new TextDecoder()
+    try {
+      for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(part, { stream: true })
+        let sep: number
+        while ((sep = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, sep)
+          buffer = buffer.slice(sep + 2)
+          const data = block.split('\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n')
+          if (data === '') continue
+          if (onEvent(JSON.parse(data) as ReleaseEvent) === true) { controller.abort(); return }
+        }
+      }
+    } catch (err: any) {
+      if (signal.aborted) return
+      throw new ApiError('UNREACHABLE', 0, `lost heraldd at ${this.url} while following events (${String(err.cause?.code ?? err.message)})`, { cause: err })
+    }
   }
 
   /** Follow a fetch's progress events until it is done or failed; resolves with the last progress. */

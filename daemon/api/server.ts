@@ -5,11 +5,15 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { HTTP_STATUS_BY_CODE, codeOf } from '../errors.js'
 import { tokensEqual } from '../keys.js'
 import { checkFetchOut } from './fetch-out.js'
+import { parseCid } from '../../protocol/cid.js'
 import { hostAllowed } from './host-check.js'
 import { checkPublishInput } from './publish-input.js'
 import type { HeraldService, ImportRequest, PublishProgress } from '../types.js'
 
 import type { Log } from '../log.js'
+import type { EventBus } from '../events/bus.js'
+import { EVENT_TYPES, type ReleaseEvent } from '../events/types.js'
+import type { SyncStatus } from '../sync/types.js'
 
 export interface ApiServerOptions {
   service: HeraldService
@@ -22,6 +26,10 @@ export interface ApiServerOptions {
   /** Host header names accepted besides loopback names and `host` (api.allowedHosts) */
   allowedHosts?: string[]
   onResponse?: (route: string, method: string, status: number, seconds: number) => void
+  /** release events for GET /v1/events */
+  events?: EventBus
+  /** the desired-state reconciler for GET/POST /v1/sync */
+  sync?: { status: () => SyncStatus, runNow: () => Promise<SyncStatus> }
 }
 
 export interface ApiServer {
@@ -139,11 +147,13 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
   })
   app.post('/v1/fetch', {
     preHandler: auth,
-    schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, out: { type: 'string', minLength: 1 }, force: { type: 'boolean' } } } }
+    schema: { body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, out: { type: 'string', minLength: 1 }, force: { type: 'boolean' }, manifestCid: { type: 'string', minLength: 1, maxLength: 200 } } } }
   }, async (req, reply) => {
-    const { name, out, force } = req.body as { name: string, out?: string, force?: boolean }
+    const { name, out, force, manifestCid } = req.body as { name: string, out?: string, force?: boolean, manifestCid?: string }
     const checked = out != null ? await checkFetchOut(out, name, { roots: opts.outRoots ?? [], force }) : undefined
-    return await reply.code(202).send(await service.startFetch({ name, out: checked }))
+    // a pinned manifest CID in its canonical text form, as the node compares it (INVALID_CID otherwise)
+    const pinned = manifestCid != null ? parseCid(manifestCid).toString() : undefined
+    return await reply.code(202).send(await service.startFetch({ name, out: checked, manifestCid: pinned }))
   })
   app.get('/v1/fetch/:id', async (req) => {
     const p = service.getFetch((req.params as any).id)
@@ -193,6 +203,40 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
     preHandler: auth,
     schema: { body: { anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, properties: { to: { type: 'string' } } }] } }
   }, async (req) => await service.rollback((req.params as any).dataset, (req.body as any)?.to))
+
+  // release events as Server-Sent Events: `id:` is the event id, so a client reconnecting with
+  // Last-Event-ID gets the buffered events it missed; ?types=release.switched,release.failed filters
+  const eventStreams = new Set<() => void>()
+  app.addHook('preClose', async () => { for (const end of [...eventStreams]) end() })
+  app.get('/v1/events', {
+    schema: { querystring: { type: 'object', additionalProperties: false, properties: { types: { type: 'string', maxLength: 500 } } } }
+  }, async (req, reply) => {
+    const bus = opts.events
+    if (bus == null) throw Object.assign(new Error('release events are not available on this daemon'), { code: 'NOT_FOUND' })
+    const typesParam = (req.query as any)?.types as string | undefined
+    const types = typesParam != null ? typesParam.split(',').map(t => t.trim()).filter(t => t !== '') : undefined
+    const unknown = types?.filter(t => !(EVENT_TYPES as readonly string[]).includes(t)) ?? []
+    if (unknown.length > 0) throw Object.assign(new Error(`unknown event type ${unknown.join(', ')} (known: ${EVENT_TYPES.join(', ')})`), { code: 'BAD_REQUEST' })
+    const lastHeader = req.headers['last-event-id']
+    const lastId = typeof lastHeader === 'string' && /^\d{1,15}$/.test(lastHeader) ? Number(lastHeader) : undefined
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
+    const send = (e: ReleaseEvent): void => {
+      if (types != null && !types.includes(e.type)) return
+      res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`)
+    }
+    const heartbeat = setInterval(() => { res.write(': heartbeat\n\n') }, HEARTBEAT_MS)
+    const unsubscribe = bus.subscribe(send)
+    const end = (): void => { eventStreams.delete(end); clearInterval(heartbeat); unsubscribe(); res.end() }
+    eventStreams.add(end)
+    res.on('close', () => { eventStreams.delete(end); clearInterval(heartbeat); unsubscribe() })
+    // a comment first, so a client knows the stream is open before any event
+    res.write(': events\n\n')
+    if (lastId != null) for (const e of bus.since(lastId)) send(e)
+  })
+  app.get('/v1/sync', async () => opts.sync?.status() ?? { enabled: false, files: [], reconciles: 0, entries: [], removed: [] })
+  app.post('/v1/sync', { preHandler: auth }, async () => await (opts.sync?.runNow() ?? { enabled: false, files: [], reconciles: 0, entries: [], removed: [] }))
 
   const address = await app.listen({ host: opts.host, port: opts.port })
   return {

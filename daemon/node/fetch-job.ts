@@ -9,6 +9,8 @@ export class FetchJob {
   readonly id = randomUUID()
   readonly name: string
   readonly out?: string
+  /** the manifest CID the caller expects (FetchRequest.manifestCid): any other is refused */
+  expectManifestCid?: string
   readonly controller = new AbortController()
   readonly events = new EventEmitter()
   readonly progress: FetchProgress

@@ -18,7 +18,7 @@ import type { Announcer } from '../announce/announcer.js'
 import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type { FetchProgress, FetchRequest } from '../types.js'
-import type { Resolver } from './resolver.js'
+import { checkManifestName, type Resolver } from './resolver.js'
 import type { TransferActivity } from './serving.js'
 
 const FETCHES_KEY = 'fetches'
@@ -43,6 +43,8 @@ export class FetchManager {
   readonly #jobs = new Map<string, FetchJob>()
   /** bytes received since start, by source */
   readonly received = { peer: 0, seed: 0 }
+  /** told of every fetch that ends, done or failed (not one a stop interrupted): events, the reconciler */
+  readonly #endListeners = new Set<(p: FetchProgress) => void>()
   #stopping = false
 
   constructor (init: FetchManagerInit) {
@@ -51,10 +53,10 @@ export class FetchManager {
 
   /** Resume the fetches a previous run left pending. */
   async start (): Promise<void> {
-    for (const [name, { out }] of Object.entries(await this.#pending())) {
+    for (const [name, { out, manifestCid }] of Object.entries(await this.#pending())) {
       try {
         this.#init.log.info({ release: name }, 'resuming interrupted fetch')
-        await this.startFetch({ name, out })
+        await this.startFetch({ name, out, manifestCid })
       } catch (err: any) {
         this.#init.log.warn({ release: name, err: err.message }, 'cannot resume fetch')
       }
@@ -83,8 +85,9 @@ export class FetchManager {
     }
     if (this.#stopping) throw new HeraldError('SHUTTING_DOWN', 'daemon stopping')
     const job = new FetchJob(name, req.out)
+    job.expectManifestCid = req.manifestCid
     this.#jobs.set(job.id, job)
-    await this.#remember(name, req.out)
+    await this.#remember(name, req.out, req.manifestCid)
     job.done = this.#run(job, dataset, version)
     return job.snapshot()
   }
@@ -97,6 +100,17 @@ export class FetchManager {
     const job = this.#jobs.get(id)
     if (job == null) throw new HeraldError('FETCH_NOT_FOUND', `no fetch with id ${id}`)
     return job.onProgress(listener)
+  }
+
+  onFetchEnd (listener: (p: FetchProgress) => void): () => void {
+    this.#endListeners.add(listener)
+    return () => { this.#endListeners.delete(listener) }
+  }
+
+  #ended (job: FetchJob): void {
+    for (const l of this.#endListeners) {
+      try { l(job.snapshot()) } catch (err) { this.#init.log.error({ err }, 'a fetch-end listener failed') }
+    }
   }
 
   /** names of the releases being fetched now (gc and rollback leave them alone) */
@@ -114,9 +128,16 @@ export class FetchManager {
     const started = performance.now()
     metrics?.fetchActive.inc()
     try {
-      const { cid, manifest } = await this.#init.resolver.resolve(dataset, version, signal, (bytes, delta) => { metrics?.manifestReceivedBytesTotal.inc({ encoding: delta ? 'delta' : 'raw' }, bytes) })
+      const { resolver } = this.#init
+      const { signed, from } = await resolver.record(dataset, version, signal)
+      const cid = signed.record.manifestCid
       job.progress.manifestCid = cid.toString()
+      // a caller that pinned the content (a desired-state entry) gets nothing else: refused before any chunk moves
+      if (job.expectManifestCid != null && job.expectManifestCid !== cid.toString()) throw new HeraldError('MANIFEST_MISMATCH', `${job.name} is signed for manifest ${cid.toString()}, not the expected ${job.expectManifestCid}: refused`)
       job.setState('planning')
+      const onWire = (bytes: number, delta: boolean): void => { metrics?.manifestReceivedBytesTotal.inc({ encoding: delta ? 'delta' : 'raw' }, bytes) }
+      const manifest = await resolver.manifest(cid, from, signal, { base: await resolver.baseFor(dataset, cid), onWire })
+      checkManifestName(manifest, dataset, version)
       announcer.provideManifest(cid)
       const root = job.out ?? releasesDir(config)
       // what the store holds is read under the GC lease, and the release is pinned before any chunk moves:
@@ -167,6 +188,7 @@ export class FetchManager {
       }
       await this.#forget(job.name)
       job.setState('done')
+      this.#ended(job)
       metrics?.fetchDurationSeconds.observe({ result: 'done' }, (performance.now() - started) / 1000)
       log.info({ release: job.name, seconds: (performance.now() - started) / 1000, wire: job.progress.wireBytes, reusedBytes: job.progress.reusedBytes }, 'fetch done')
     } catch (err: any) {
@@ -176,6 +198,7 @@ export class FetchManager {
       const code = typeof err?.code === 'string' && !signal.aborted ? err.code : (signal.aborted ? 'SHUTTING_DOWN' : 'FETCH_FAILED')
       job.progress.error = { code, message: err?.message ?? String(err) }
       job.setState('failed')
+      if (!signal.aborted) this.#ended(job)
       metrics?.fetchDurationSeconds.observe({ result: 'failed' }, (performance.now() - started) / 1000)
       if (!signal.aborted) {
         // a fetch that failed for good is not resumed at the next start; an interrupted one is, and so is
@@ -189,7 +212,7 @@ export class FetchManager {
   }
 
   /** Fetches in progress are kept in the store, so that a restarted daemon resumes them. */
-  async #pending (): Promise<Record<string, { out?: string }>> {
+  async #pending (): Promise<Record<string, { out?: string, manifestCid?: string }>> {
     const raw = await this.#init.store.getProgress(FETCHES_KEY)
     if (raw == null) return {}
     try {
@@ -199,9 +222,9 @@ export class FetchManager {
     }
   }
 
-  async #remember (name: string, out?: string): Promise<void> {
+  async #remember (name: string, out?: string, manifestCid?: string): Promise<void> {
     const pending = await this.#pending()
-    pending[name] = { out }
+    pending[name] = { out, manifestCid }
     await this.#init.store.putProgress(FETCHES_KEY, JSON.stringify(pending))
   }
 

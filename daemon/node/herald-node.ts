@@ -223,6 +223,8 @@ export class HeraldNode implements HeraldService {
   async startFetch (req: FetchRequest): Promise<FetchProgress> { return await this.fetches.startFetch(req) }
   getFetch (id: string): FetchProgress | undefined { return this.fetches.getFetch(id) }
   onFetchProgress (id: string, listener: (p: FetchProgress) => void): () => void { return this.fetches.onFetchProgress(id, listener) }
+  /** every fetch that ends, done or failed (events, webhooks, the desired-state reconciler) */
+  onFetchEnd (listener: (p: FetchProgress) => void): () => void { return this.fetches.onFetchEnd(listener) }
   async plan (name: string): Promise<PlanResult> { return await this.planner.plan(name) }
 
   async startPublish (req: PublishRequest): Promise<PublishProgress> { return await this.publishes.startPublish(req) }

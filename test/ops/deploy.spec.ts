@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
 import YAML from 'yaml'
 import { createMetrics } from '../../daemon/metrics.js'
+import { createSyncMetrics } from '../../daemon/sync/metrics.js'
+import { createEventsMetrics } from '../../daemon/events/metrics.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const read = (p: string): string => readFileSync(join(root, p), 'utf8')
@@ -46,6 +48,8 @@ describe('deployment files', () => {
   it('should chart only metrics the daemon registers', async () => {
     const registry = new Registry()
     createMetrics(registry)
+    createSyncMetrics(registry)
+    createEventsMetrics(registry)
     const names = new Set((await registry.getMetricsAsJSON()).flatMap(m => [m.name, `${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`]))
     const dashboard = JSON.parse(read('deploy/grafana/dashboards/herald.json'))
     const alerts = YAML.parse(read('deploy/prometheus/alerts.yml'))

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import YAML from 'yaml'
 import { loadConfig, parseConfig } from '../../daemon/config.js'
 import { renderChart, TemplateFail, type RenderOptions } from './helm-render.js'
+import { parseDocuments } from '../../daemon/sync/document.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const chartDir = join(root, 'deploy/helm/herald')
@@ -163,6 +164,24 @@ describe('helm chart', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  it('should mount DatabaseSync documents for the labs from the chart\'s ConfigMap or one managed elsewhere', async () => {
+    const text = 'apiVersion: herald.io/v1\nkind: DatabaseSync\nmetadata: { name: prod }\nspec:\n  databases:\n    - { name: uniprot, version: "2024-03" }\n'
+    const { docs } = render({ lab: { sync: { enabled: true, documents: { 'prod.yaml': text } } } })
+    const cm = find(docs, 'ConfigMap', 'herald-sync')
+    expect(cm.data['prod.yaml']).to.equal(text)
+    expect(parseDocuments('prod.yaml', cm.data['prod.yaml'])[0].spec.databases[0].name).to.equal('uniprot')
+    const pod = find(docs, 'DaemonSet').spec.template.spec
+    const c = pod.containers[0]
+    expect(c.env.find((e: any) => e.name === 'HERALD_SYNC_PATH').value).to.equal('/etc/herald-sync')
+    expect(c.volumeMounts.find((m: any) => m.name === 'sync')).to.deep.equal({ name: 'sync', mountPath: '/etc/herald-sync', readOnly: true })
+    expect(pod.volumes.find((v: any) => v.name === 'sync').configMap.name).to.equal('herald-sync')
+    expect(loadConfig({}, { HERALD_DATA_DIR: '/var/lib/herald', HERALD_SYNC_PATH: '/etc/herald-sync' }).sync.path).to.equal('/etc/herald-sync')
+    const external = render({ lab: { sync: { enabled: true, configMap: 'lab-dbs' } } }).docs
+    expect(find(external, 'ConfigMap', 'herald-sync')).to.equal(undefined)
+    expect(find(external, 'DaemonSet').spec.template.spec.volumes.find((v: any) => v.name === 'sync').configMap.name).to.equal('lab-dbs')
+    expect(find(render().docs, 'DaemonSet').spec.template.spec.volumes.find((v: any) => v.name === 'sync')).to.equal(undefined)
   })
 
   it('should create the ServiceMonitor and PrometheusRule only where the CRDs exist, with their labels', () => {

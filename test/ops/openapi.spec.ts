@@ -81,6 +81,8 @@ describe('OpenAPI document', function () {
         ['DELETE', '/v1/releases/{name}/pin', '/v1/releases/api@1/pin'],
         ['POST', '/v1/releases/{name}/pin', '/v1/releases/api@1/pin'],
         ['POST', '/v1/gc', '/v1/gc'],
+        ['GET', '/v1/sync', '/v1/sync'],
+        ['POST', '/v1/sync', '/v1/sync'],
         ['POST', '/v1/fetch', '/v1/fetch', { name: 'api@1' }],
         ['GET', '/v1/fetch/{id}', '/v1/fetch/unknown'],
         ['POST', '/v1/datasets/{dataset}/rollback', '/v1/datasets/api/rollback', {}]

@@ -12,7 +12,7 @@ import { manifestChunkIndex, type Manifest } from '../../protocol/manifest.js'
 import { importDirectory } from '../../store/import.js'
 import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { SCHEMA_VERSION, Store } from '../../store/store.js'
-import { compressChunk } from '../../protocol/exchange/compression.js'
+import { compressChunk } from '../../protocol/encoding/compression.js'
 import { prng } from '../fixtures/release-gen.js'
 
 const cid = CID.parse('bafyreigdmqpykrgxyaxtlafqpqhzrb7qy2rh75nldvfd4tucqmqqme5yje')

@@ -4,7 +4,7 @@
 // kept zstd-compressed when that saves space, like everything else the store holds.
 import { chunkStream, DEFAULT_CHUNKER, type ChunkerParams } from '../protocol/chunker.js'
 import { sha256 } from '../protocol/cid.js'
-import { compressChunk } from '../protocol/exchange/compression.js'
+import { compressChunk } from '../protocol/encoding/compression.js'
 import { walkRelease } from '../protocol/ingest.js'
 import type { Store } from './store.js'
 

@@ -12,6 +12,10 @@ export const P = {
   progress: 'g/',
   packEnd: 'k/',
   features: 's/',
+  /** have-bitmaps (have.ts): state per manifest, bitmap segments, digest → positions */
+  have: 'h/',
+  haveSeg: 'hb/',
+  haveRef: 'hr/',
   meta: 'meta/'
 }
 

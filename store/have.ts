@@ -176,23 +176,30 @@ export class HaveBitmaps {
     const present = await this.#db.getMany(digests.map(d => key(P.chunk, d)))
     const refKeys = digests.map(d => key(P.haveRef, d))
     const prior = await this.#db.getMany(refKeys)
-    // a digest at several positions of this slice: its pairs accumulate here, keyed by the hex of the key
-    const refs = new Map<string, { key: Uint8Array, pairs: Array<[number, number]> }>()
+    // a digest at several positions of this slice accumulates its pairs in one value: found by its first
+    // four bytes (cheap to read, and a match is confirmed on the whole digest)
+    const refs: Array<{ key: Uint8Array, pairs: Array<[number, number]> }> = []
+    const byHead = new Map<number, number[]>()
     const bits = new Uint8Array(segLength(m, start / SEGMENT_BITS))
     const copy = { ...m, tracked: end }
-    digests.forEach((_, j) => {
+    for (let j = 0; j < digests.length; j++) {
       const pos = start + j
       if (present[j] !== undefined) {
         bitSet(bits, j)
         copy.held++
         if (pos < m.required) copy.heldRequired++
       }
-      const hex = Buffer.from(refKeys[j]).toString('hex')
-      const r = refs.get(hex) ?? { key: refKeys[j], pairs: pairs(prior[j]).filter(([id]) => this.#byId.has(id)) }
-      r.pairs.push([m.id, pos])
-      refs.set(hex, r)
-    })
-    const ops: BatchOp[] = [...refs.values()].map(r => ({ type: 'put', key: r.key, value: packPairs(r.pairs) }))
+      const d = digests[j]
+      const head = ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) >>> 0
+      const seen = byHead.get(head)
+      const at = seen?.find(r => Buffer.from(refs[r].key).equals(Buffer.from(refKeys[j])))
+      if (at !== undefined) { refs[at].pairs.push([m.id, pos]); continue }
+      const before = prior[j] === undefined ? [] : pairs(prior[j]).filter(([id]) => this.#byId.has(id))
+      before.push([m.id, pos])
+      refs.push({ key: refKeys[j], pairs: before })
+      if (seen !== undefined) seen.push(refs.length - 1); else byHead.set(head, [refs.length - 1])
+    }
+    const ops: BatchOp[] = refs.map(r => ({ type: 'put', key: r.key, value: packPairs(r.pairs) }))
     ops.push({ type: 'put', key: segKey(m.id, start / SEGMENT_BITS), value: bits }, metaOp(copy))
     await this.#db.batch(ops)
     this.#set(copy)

@@ -19,8 +19,12 @@ export const P = {
   meta: 'meta/'
 }
 
+/** prefixes encoded once: key() runs once per chunk in the hot paths (hasChunks, tracking, commits) */
+const encoded = new Map<string, Uint8Array>()
+
 export function key (prefix: string, rest: string | Uint8Array): Uint8Array {
-  const p = enc.encode(prefix)
+  let p = encoded.get(prefix)
+  if (p === undefined) { p = enc.encode(prefix); encoded.set(prefix, p) }
   const r = typeof rest === 'string' ? enc.encode(rest) : rest
   const out = new Uint8Array(p.byteLength + r.byteLength)
   out.set(p)

@@ -1,9 +1,7 @@
 // The publisher's side of delta chunks: for every chunk of the new release that no base release holds, find
 // the most similar base chunks (super-features, then position in the same file as a fallback), encode the
 // chunk against them and keep the delta when it is clearly smaller than the chunk compressed on its own.
-// The CPU work runs on a pool of worker threads; the caller supplies chunk bytes (a store, or memory).
-import { availableParallelism } from 'node:os'
-import { Piscina } from 'piscina'
+// The CPU work runs on a DeltaRunner (a pool of worker threads); the caller supplies chunk bytes (a store, or memory).
 import { DIGEST_LENGTH, digestHex, sha256 } from './cid.js'
 import { MAX_CHUNK_SIZE } from './chunker.js'
 import { DELTA_KIND, DELTA_LEVEL, MAX_DELTA_BASE_BYTES, MAX_DELTA_BASES, MAX_DELTA_TARGET_BYTES, MAX_DELTA_TARGETS, SUPER_FEATURES } from './delta.js'
@@ -20,27 +18,14 @@ export function deltaPays (objectBytes: number, compressedBytes: number): boolea
 /** dictionary budget per delta: the best match and its neighbours in the base file */
 const DICT_BUDGET = 3 * 1024 * 1024
 
-export class DeltaPool {
-  readonly #pool: Piscina
+/**
+ * Runs the CPU work of delta encoding (daemon/runtime/delta-pool.ts: a pool of worker threads running
+ * delta-worker.js; tests may run the tasks in-process).
+ */
+export interface DeltaRunner {
+  /** tasks it runs at once: the encoder keeps this many in flight */
   readonly threads: number
-
-  constructor (threads = Math.max(1, availableParallelism())) {
-    this.threads = threads
-    this.#pool = new Piscina({
-      filename: new URL('./delta-worker.js', import.meta.url).href,
-      minThreads: threads,
-      maxThreads: threads,
-      idleTimeout: 5_000
-    })
-  }
-
-  async run (task: DeltaTask): Promise<DeltaTaskResult> {
-    return await this.#pool.run(task)
-  }
-
-  async close (): Promise<void> {
-    await this.#pool.destroy()
-  }
+  run: (task: DeltaTask) => Promise<DeltaTaskResult>
 }
 
 export interface DeltaEncodeInit {
@@ -53,7 +38,7 @@ export interface DeltaEncodeInit {
   /** cached super-features of a chunk, if known */
   getFeatures?: (digest: Uint8Array) => Promise<Uint32Array | undefined>
   putFeatures?: (digest: Uint8Array, features: Uint32Array) => Promise<void>
-  pool: DeltaPool
+  pool: DeltaRunner
   level?: number
   /** consecutive new chunks per delta object (1–MAX_DELTA_TARGETS) */
   group?: number
@@ -306,7 +291,7 @@ export async function encodeReleaseDeltas (init: DeltaEncodeInit): Promise<{ enc
  * Fill in every file's wire sizes (each chunk's size as compressed transfer sends it), so that a fetcher can
  * predict what an update moves. `known` holds sizes already computed (digest hex → bytes).
  */
-export async function computeWireSizes (m: Manifest, pool: DeltaPool, getChunk: (digest: Uint8Array) => Promise<Uint8Array | undefined>, known = new Map<string, number>()): Promise<void> {
+export async function computeWireSizes (m: Manifest, pool: DeltaRunner, getChunk: (digest: Uint8Array) => Promise<Uint8Array | undefined>, known = new Map<string, number>()): Promise<void> {
   const todo: Uint8Array[] = []
   const queued = new Set<string>()
   for (const f of m.files) {

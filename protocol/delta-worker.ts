@@ -1,6 +1,6 @@
 // Worker-thread side of delta encoding (run by the pool in protocol/delta-encoder.ts): the CPU-heavy steps,
 // super-features and zstd with a dictionary, off the main thread and on every core.
-import { compressChunk } from './exchange/compression.js'
+import { compressChunk } from './encoding/compression.js'
 import { encodeDelta, superFeatures } from './delta.js'
 
 export type DeltaTask =

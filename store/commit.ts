@@ -1,10 +1,11 @@
 // Group commit of chunk index entries: pack bytes are made durable (one fsync) before the LevelDB batch
 // that indexes them, and every chunk stored meanwhile joins the next group, so concurrent puts (a fetch
-// or a publish stores many at once) share one fsync and one batch instead of paying one each.
+// or a publish stores many at once) share one fsync and one batch instead of paying one each. The bits of
+// the tracked have-bitmaps that the group sets ride in the same batch (have.ts).
 import { DiskFullError } from './errors.js'
 import { encodeLocation, type Location, type PackSet } from './packs.js'
-import { enc, isDiskFull, key, P, type BatchOp, type Counters } from './keys.js'
-import type { Level } from 'level'
+import { enc, isDiskFull, key, P, type BatchOp } from './keys.js'
+import { statsOp, type StoreContext } from './context.js'
 
 interface Waiting {
   digest: Uint8Array
@@ -14,20 +15,16 @@ interface Waiting {
 }
 
 export class ChunkCommitter {
-  readonly #db: Level<Uint8Array, Uint8Array>
+  readonly #ctx: StoreContext
   readonly #packs: PackSet
-  readonly #stats: () => Counters
-  readonly #statsOp: () => BatchOp
   #queue: Waiting[] = []
   #running = false
   /** groups committed so far (each: one fsync at most, one LevelDB batch) */
   groups = 0
 
-  constructor (db: Level<Uint8Array, Uint8Array>, packs: PackSet, stats: () => Counters, statsOp: () => BatchOp) {
-    this.#db = db
+  constructor (ctx: StoreContext, packs: PackSet) {
+    this.#ctx = ctx
     this.#packs = packs
-    this.#stats = stats
-    this.#statsOp = statsOp
   }
 
   /** Index a chunk whose bytes were appended at `loc`; resolves once the entry is written after its bytes are durable. */
@@ -50,7 +47,7 @@ export class ChunkCommitter {
   }
 
   async #run (group: Waiting[]): Promise<void> {
-    const stats = this.#stats()
+    const stats = this.#ctx.stats
     let bytes = 0
     try {
       await this.#packs.sync()
@@ -64,9 +61,9 @@ export class ChunkCommitter {
       for (const [pack, end] of ends) ops.push({ type: 'put', key: key(P.packEnd, String(pack)), value: enc.encode(String(end)) })
       stats.chunks += group.length
       stats.bytes += bytes
-      ops.push(this.#statsOp())
+      ops.push(statsOp(this.#ctx))
       try {
-        await this.#db.batch(ops)
+        await this.#ctx.have.update(group.map(w => w.digest), true, async haveOps => { await this.#ctx.db.batch([...ops, ...haveOps]) })
       } catch (err) {
         stats.chunks -= group.length
         stats.bytes -= bytes

@@ -4,9 +4,9 @@
 // kept zstd-compressed when that saves space, like everything else the store holds.
 import { chunkStream, DEFAULT_CHUNKER, type ChunkerParams } from '../protocol/chunker.js'
 import { sha256 } from '../protocol/cid.js'
-import { compressChunk } from '../protocol/exchange/compression.js'
+import { compressChunk } from '../protocol/encoding/compression.js'
 import { walkRelease } from '../protocol/ingest.js'
-import type { Store } from './store.js'
+import type { HeraldStore } from './interface.js'
 
 export interface ImportResult {
   files: number
@@ -15,8 +15,8 @@ export interface ImportResult {
   bytes: number
 }
 
-export async function importDirectory (store: Store, dir: string, params: ChunkerParams = DEFAULT_CHUNKER): Promise<ImportResult> {
-  return await store.withFetch(async () => {
+export async function importDirectory (store: HeraldStore, dir: string, params: ChunkerParams = DEFAULT_CHUNKER): Promise<ImportResult> {
+  return await store.withGcLease(async () => {
     const result: ImportResult = { files: 0, chunks: 0, newChunks: 0, bytes: 0 }
     for await (const file of walkRelease(dir)) {
       result.files++

@@ -12,11 +12,19 @@ export const P = {
   progress: 'g/',
   packEnd: 'k/',
   features: 's/',
+  /** have-bitmaps (have.ts): state per manifest, bitmap segments, digest → positions */
+  have: 'h/',
+  haveSeg: 'hb/',
+  haveRef: 'hr/',
   meta: 'meta/'
 }
 
+/** prefixes encoded once: key() runs once per chunk in the hot paths (hasChunks, tracking, commits) */
+const encoded = new Map<string, Uint8Array>()
+
 export function key (prefix: string, rest: string | Uint8Array): Uint8Array {
-  const p = enc.encode(prefix)
+  let p = encoded.get(prefix)
+  if (p === undefined) { p = enc.encode(prefix); encoded.set(prefix, p) }
   const r = typeof rest === 'string' ? enc.encode(rest) : rest
   const out = new Uint8Array(p.byteLength + r.byteLength)
   out.set(p)

@@ -8,6 +8,7 @@
 import { mkdir, open, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DiskFullError, StoreCorruptError } from './errors.js'
+import type { StoredEncoding } from './interface.js'
 
 export interface Location {
   pack: number
@@ -20,7 +21,7 @@ export interface Location {
   rawSize: number
 }
 
-export type StoredEncoding = 'raw' | 'zstd'
+export type { StoredEncoding }
 
 const PACK_RE = /^pack-(\d{8})\.dat$/
 

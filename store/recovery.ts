@@ -4,8 +4,8 @@
 // a release that needs them fetches them again; every chunk still indexed is whole.
 import { logger } from '@libp2p/logger'
 import { decodeLocation, packName, type PackSet } from './packs.js'
-import { enc, key, P, upperBound, type BatchOp, type Counters } from './keys.js'
-import type { Level } from 'level'
+import { enc, key, P, upperBound, type BatchOp } from './keys.js'
+import { statsOp, type StoreContext } from './context.js'
 
 const log = logger('herald:store')
 
@@ -18,38 +18,39 @@ export interface RecoveryReport {
   droppedBytes: number
 }
 
-export async function recoverShortPacks (db: Level<Uint8Array, Uint8Array>, packs: PackSet, committed: Map<number, number>, stats: Counters, statsOp: () => BatchOp): Promise<RecoveryReport> {
+export async function recoverShortPacks (ctx: StoreContext, packs: PackSet, committed: Map<number, number>): Promise<RecoveryReport> {
+  const { db, stats } = ctx
   const report: RecoveryReport = { packs: [], droppedChunks: 0, droppedBytes: 0 }
   if (packs.short.size === 0) return report
   const short = new Map(packs.short)
   /** end of the last chunk still whole in each short pack */
   const kept = new Map<number, number>([...short.keys()].map(id => [id, 0]))
   let ops: BatchOp[] = []
+  /** digests whose entries the ops drop: their have-bitmap bits are cleared in the same batch */
+  let dropped: Uint8Array[] = []
   const flush = async (): Promise<void> => {
     if (ops.length === 0) return
-    await db.batch([...ops, statsOp()], { sync: true })
+    const batch = ops
+    await ctx.have.update(dropped, false, async haveOps => { await db.batch([...batch, ...haveOps, statsOp(ctx)], { sync: true }) })
     ops = []
+    dropped = []
   }
-  const it = db.iterator({ gte: key(P.chunk, ''), lt: upperBound(P.chunk) })
-  try {
-    for await (const [k, v] of it) {
-      const loc = decodeLocation(v)
-      const found = short.get(loc.pack)
-      if (found === undefined) continue
-      const end = loc.offset + loc.length
-      if (end <= found) {
-        kept.set(loc.pack, Math.max(kept.get(loc.pack)!, end))
-        continue
-      }
-      ops.push({ type: 'del', key: k }, { type: 'del', key: key(P.features, k.subarray(P.chunk.length)) })
-      report.droppedChunks++
-      report.droppedBytes += loc.rawSize
-      stats.chunks--
-      stats.bytes -= loc.rawSize
-      if (ops.length >= 8192) await flush()
+  for await (const [k, v] of db.entries({ gte: key(P.chunk, ''), lt: upperBound(P.chunk) })) {
+    const loc = decodeLocation(v)
+    const found = short.get(loc.pack)
+    if (found === undefined) continue
+    const end = loc.offset + loc.length
+    if (end <= found) {
+      kept.set(loc.pack, Math.max(kept.get(loc.pack)!, end))
+      continue
     }
-  } finally {
-    await it.close()
+    ops.push({ type: 'del', key: k }, { type: 'del', key: key(P.features, k.subarray(P.chunk.length)) })
+    dropped.push(k.subarray(P.chunk.length))
+    report.droppedChunks++
+    report.droppedBytes += loc.rawSize
+    stats.chunks--
+    stats.bytes -= loc.rawSize
+    if (ops.length >= 8192) await flush()
   }
   for (const [id, end] of kept) {
     report.packs.push({ pack: packName(id), found: short.get(id)!, committed: committed.get(id) ?? 0 })

@@ -2,27 +2,13 @@
 // entries — its deduplicated chunk list, then its delta objects. The local bitmap feeds the have-protocol
 // (bitmap, then incremental updates), so an entry is announced to watching peers the moment it is stored.
 import type { CID } from 'multiformats/cid'
+import { bitClear, bitGet, bitmapFrom, bitSet, popcount } from '../../protocol/bitmap.js'
 import type { ChunkIndex, DeltaIndex } from '../../protocol/manifest.js'
 
+// the bit helpers lived here before protocol/bitmap.ts; the scheduler and its spec still import them from here
+export { bitClear, bitGet, bitSet, popcount }
+
 export const NO_DELTAS: DeltaIndex = { count: 0, digests: new Uint8Array(0), sizes: new Uint32Array(0), targets: [], bases: [], kinds: [], digestAt: () => { throw new RangeError('no delta objects') } }
-
-export function bitGet (bitmap: Uint8Array, i: number): boolean {
-  return (bitmap[i >> 3] & (0x80 >> (i & 7))) !== 0
-}
-
-export function bitSet (bitmap: Uint8Array, i: number): void {
-  bitmap[i >> 3] |= (0x80 >> (i & 7))
-}
-
-export function bitClear (bitmap: Uint8Array, i: number): void {
-  bitmap[i >> 3] &= ~(0x80 >> (i & 7))
-}
-
-export function popcount (bitmap: Uint8Array, count: number): number {
-  let n = 0
-  for (let i = 0; i < count; i++) if (bitGet(bitmap, i)) n++
-  return n
-}
 
 export interface RemoteHave {
   peerId: string
@@ -55,8 +41,7 @@ export class ReleaseSwarm {
     this.index = index
     this.deltas = deltas
     this.entries = index.count + deltas.count
-    this.have = new Uint8Array(Math.ceil(this.entries / 8))
-    this.have.set(have.subarray(0, this.have.byteLength))
+    this.have = bitmapFrom(have, this.entries)
     this.#held = popcount(this.have, index.count)
     this.#heldEntries = popcount(this.have, this.entries)
   }
@@ -101,8 +86,7 @@ export class ReleaseSwarm {
 
   /** A peer's full bitmap arrived. */
   setRemote (peerId: string, bitmap: Uint8Array, seed: boolean): void {
-    const copy = new Uint8Array(Math.ceil(this.entries / 8))
-    copy.set(bitmap.subarray(0, copy.byteLength))
+    const copy = bitmapFrom(bitmap, this.entries)
     const held = popcount(copy, this.entries)
     this.remotes.set(peerId, { peerId, bitmap: copy, held, complete: held === this.entries, seed, updatedAt: Date.now() })
     this.#changed()

@@ -9,7 +9,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { createRequire } from 'node:module'
 import { cidFromDigest, verifyDigest } from '../../protocol/cid.js'
-import { decompressChunk, MAX_DECOMPRESSED } from '../../protocol/exchange/compression.js'
+import { decompressChunk, MAX_DECOMPRESSED } from '../../protocol/encoding/compression.js'
 import { CLIENT_TIMEOUT_MS, CLIENT_WINDOW, RAW_BLOCK_TYPE } from './constants.js'
 import { HttpSourceError } from './errors.js'
 

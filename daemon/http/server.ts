@@ -9,7 +9,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { logger } from '@libp2p/logger'
 import { DAG_CBOR_CODEC, RAW_CODEC, SHA2_256_CODE, DIGEST_LENGTH, parseCid, type CID } from '../../protocol/cid.js'
-import { decompressChunk } from '../../protocol/exchange/compression.js'
+import { decompressChunk } from '../../protocol/encoding/compression.js'
 import type { StoredChunk } from '../../protocol/exchange/chunk-exchange.js'
 import {
   DEFAULT_CONNECTIONS_PER_CLIENT, DEFAULT_INFLIGHT_PER_CLIENT, DEFAULT_MAX_CAP_WAIT_MS, HEADERS_TIMEOUT_MS,

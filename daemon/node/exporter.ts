@@ -19,7 +19,7 @@ import type { ExportResult } from '../types.js'
 
 export async function exportRelease (store: Store, name: string, dir: string): Promise<ExportResult> {
   // under the store's fetch lease: a gc cannot delete the release's chunks halfway through the export
-  return await store.withFetch(async () => await exportLocked(store, name, dir))
+  return await store.withGcLease(async () => await exportLocked(store, name, dir))
 }
 
 async function exportLocked (store: Store, name: string, dir: string): Promise<ExportResult> {

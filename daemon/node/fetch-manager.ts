@@ -142,7 +142,7 @@ export class FetchManager {
       const root = job.out ?? releasesDir(config)
       // what the store holds is read under the GC lease, and the release is pinned before any chunk moves:
       // a gc (now, or after a restart before this fetch resumes) never deletes what this fetch relies on
-      const { swarm, staged } = await this.#init.gcLease.read(async () => await store.withFetch(async () => {
+      const { swarm, staged } = await this.#init.gcLease.read(async () => await store.withGcLease(async () => {
         const swarm = await registry.open(cid, manifest)
         const index = swarm.index
         await repin(store, dataset, version, entryDigests(index.digests, swarm.deltas.digests))

@@ -121,7 +121,7 @@ export class PublishService {
     const req = job.request
     const started = performance.now()
     try {
-      const built = await store.withFetch(async () => {
+      const built = await store.withGcLease(async () => {
         const result = await this.#publisher.build({
           dataset,
           version,

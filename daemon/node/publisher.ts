@@ -2,9 +2,11 @@
 // pool, and kept in the form the chunk protocol sends), encode the new chunks as deltas against the
 // dataset's earlier releases, record every chunk's wire size, and produce the manifest. Signing and
 // announcing stay with the node.
+import { allSet } from '../../protocol/bitmap.js'
 import { digestHex, parseCid } from '../../protocol/cid.js'
 import { DELTA_KIND } from '../../protocol/delta.js'
-import { computeWireSizes, DeltaPool, encodeReleaseDeltas } from '../../protocol/delta-encoder.js'
+import { computeWireSizes, encodeReleaseDeltas } from '../../protocol/delta-encoder.js'
+import { DeltaPool } from '../runtime/delta-pool.js'
 import { DEFAULT_CHUNKER, parseChunkSize } from '../../protocol/chunker.js'
 import { InvalidManifestError } from '../../protocol/errors.js'
 import { buildRelease, type IngestProgress } from '../../protocol/ingest.js'
@@ -191,9 +193,7 @@ export class Publisher {
       const manifest = decodeManifest(raw)
       const index = manifestChunkIndex(manifest)
       const have = await this.#store.hasChunks(index.digests)
-      let complete = true
-      for (let i = 0; i < index.count && complete; i++) if ((have[i >> 3] & (0x80 >> (i & 7))) === 0) complete = false
-      if (complete) out.push({ name: formatReleaseName(r.dataset, r.version), manifest })
+      if (allSet(have, index.count)) out.push({ name: formatReleaseName(r.dataset, r.version), manifest })
     }
     if (asked != null && out.length === 0) throw new HeraldError('RELEASE_NOT_FOUND', `the delta base ${asked} is not complete in the local store`)
     return out

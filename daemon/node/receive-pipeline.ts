@@ -6,7 +6,7 @@
 // does not rebuild its chunks: fetch the chunks instead), anything else (DISK_FULL, STORE_CLOSED, ...) is a
 // local failure that ends the fetch.
 import { verifyDigest } from '../../protocol/cid.js'
-import { compressChunk } from '../../protocol/exchange/compression.js'
+import { compressChunk } from '../../protocol/encoding/compression.js'
 import { decodeDelta, MAX_DELTA_BASE_BYTES } from '../../protocol/delta.js'
 import { DeltaFailedError } from '../fetch/scheduler.js'
 import type { Store } from '../../store/store.js'

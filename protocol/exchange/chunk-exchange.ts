@@ -18,7 +18,7 @@ import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { isPeerFault, MalformedMessageError } from './errors.js'
-import { decompressChunk, MAX_DECOMPRESSED } from './compression.js'
+import { decompressChunk, MAX_DECOMPRESSED } from '../encoding/compression.js'
 import { ACCEPT_ZSTD, decodeChunkRequestFull, decodeChunkResponse, encodeChunkRequest, encodeChunkResponseList, Encoding, MAX_BATCH, MAX_CHUNK_FRAME, Status } from './messages.js'
 import { TokenBucket } from './token-bucket.js'
 

@@ -7,6 +7,7 @@ import { lpStream } from '@libp2p/utils'
 import { CID } from 'multiformats/cid'
 import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import { allSet } from '../bitmap.js'
 import { isPeerFault, MalformedMessageError, ProtocolStatusError } from './errors.js'
 import { decodeHaveMessage, decodeHaveRequest, encodeHaveMessage, encodeHaveRequest, MAX_HAVE_CHUNKS, MAX_HAVE_FRAME, Status } from './messages.js'
 
@@ -99,7 +100,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
     try {
       const snapshot = this.#init.getHave(cid) ?? have
       await lp.write(encodeHaveMessage({ type: 'bitmap', status: Status.OK, count: snapshot.count, bitmap: snapshot.bitmap }))
-      let full = countBits(snapshot.bitmap, snapshot.count) === snapshot.count
+      let full = allSet(snapshot.bitmap, snapshot.count)
       let lastSent = Date.now()
       while (!closed && !full) {
         if (pending.length === 0 && !complete) {
@@ -146,7 +147,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
       if (first.status !== Status.OK) throw new ProtocolStatusError('ERROR', `peer answered status ${first.status}`)
       if (first.count > maxChunks) throw new MalformedMessageError('have bitmap larger than the manifest allows')
       handlers.onBitmap(first.bitmap, first.count)
-      if (countBits(first.bitmap, first.count) === first.count) {
+      if (allSet(first.bitmap, first.count)) {
         await stream.close().catch(() => {})
         return
       }
@@ -175,17 +176,6 @@ class DefaultHaveExchange implements HaveExchange, Startable {
       options.signal?.removeEventListener('abort', onAbort)
     }
   }
-}
-
-function countBits (bitmap: Uint8Array, count: number): number {
-  let n = 0
-  const full = count >> 3
-  for (let i = 0; i < full; i++) {
-    let b = bitmap[i]
-    while (b !== 0) { b &= b - 1; n++ }
-  }
-  for (let i = full * 8; i < count; i++) if ((bitmap[i >> 3] & (0x80 >> (i & 7))) !== 0) n++
-  return n
 }
 
 export function haveExchange (init: HaveExchangeInit): (components: HaveExchangeComponents) => HaveExchange {

@@ -146,7 +146,7 @@ export type HaveMessage =
   | { type: 'update', complete: boolean, indices: number[] }
 
 /**
- * Bitmap: u8 type (1) | u8 status | u32 count (BE) | ceil(count/8) bytes (bit i = byte[i>>3] & (0x80 >> (i&7)))
+ * Bitmap: u8 type (1) | u8 status | u32 count (BE) | ceil(count/8) bytes, MSB first (protocol/bitmap.ts)
  * Update: u8 type (2) | u8 complete (0/1) | u32 n (BE) | n × u32 index (BE)
  */
 export function encodeHaveMessage (m: HaveMessage): Uint8Array {

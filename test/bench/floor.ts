@@ -8,7 +8,7 @@ import { open, readFile, readdir, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { compressChunk } from '../../protocol/exchange/compression.js'
+import { compressChunk } from '../../protocol/encoding/compression.js'
 
 const require = createRequire(import.meta.url)
 const zstd = require('zstd-napi') as { decompress: (data: Uint8Array) => Buffer }

@@ -1,7 +1,9 @@
 // `npm run bench:store -- [--size 20GiB] [--compare] [--dir DIR]`: ingest generated, incompressible chunks
 // (sizes like the chunker's) into the store and report ingest MB/s and write amplification = bytes this
 // process wrote to disk (/proc/self/io write_bytes, LevelDB included) ÷ chunk bytes stored. With --compare
-// it also measures, at --compare-size (2 GiB), chunk bytes as LevelDB values and one file per chunk.
+// it also measures, at --compare-size (2 GiB), chunk bytes as LevelDB values and one file per chunk. With
+// --tracked it measures the shipped store again with every chunk an entry of a tracked manifest (its
+// have-bitmap kept current in the commit batches), after timing trackHave over those entries.
 // Progress on stderr; the last stdout line is one JSON object.
 import '../../protocol/polyfill.js'
 import { randomBytes } from 'node:crypto'
@@ -13,6 +15,8 @@ import { parseArgs } from 'node:util'
 import { Level } from 'level'
 import { sha256, digestHex } from '../../protocol/cid.js'
 import { Store } from '../../store/store.js'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
 
 const GiB = 1024 ** 3
 
@@ -29,8 +33,11 @@ function writeBytes (): number {
 }
 
 /** Unique incompressible chunks: slices of a random pool, each stamped with a counter. */
+let randomPool: Uint8Array | undefined
+
 function * chunks (total: number): Generator<Uint8Array> {
-  const pool = randomBytes(64 * 1024 * 1024)
+  // one pool per run, so that the chunks of a run can be made again (their digests, for --tracked)
+  const pool = (randomPool ??= randomBytes(64 * 1024 * 1024))
   let produced = 0
   let n = 0
   let seed = 12345
@@ -74,7 +81,7 @@ async function measure (name: string, total: number, sink: Sink): Promise<{ desi
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { size: { type: 'string', default: '20GiB' }, compare: { type: 'boolean', default: false }, 'compare-size': { type: 'string', default: '2GiB' }, dir: { type: 'string' } } })
+  const { values } = parseArgs({ options: { size: { type: 'string', default: '20GiB' }, compare: { type: 'boolean', default: false }, tracked: { type: 'boolean', default: false }, 'compare-size': { type: 'string', default: '2GiB' }, dir: { type: 'string' } } })
   const base = values.dir ?? await mkdtemp(join(tmpdir(), 'herald-bench-store-'))
   await mkdir(base, { recursive: true })
   const results = []
@@ -83,6 +90,17 @@ async function main (): Promise<void> {
     const store = await Store.open(storeDir)
     results.push(await measure('pack files + LevelDB index (shipped)', parseSize(values.size!), { put: async (d, b) => await store.putChunk(d, b), close: async () => { await store.close() } }))
     await rm(storeDir, { recursive: true, force: true })
+    if (values.tracked === true) {
+      const digests = [...chunks(parseSize(values.size!))].map(c => sha256(c))
+      const entries = new Uint8Array(digests.length * 32)
+      digests.forEach((d, i) => entries.set(d, i * 32))
+      const tracked = await Store.open(storeDir)
+      const t0 = performance.now()
+      await tracked.trackHave(CID.createV1(0x55, Digest.create(0x12, sha256(entries))), entries, digests.length)
+      process.stderr.write(`trackHave over ${digests.length} entries: ${((performance.now() - t0) / 1000).toFixed(2)} s\n`)
+      results.push(await measure('pack files + LevelDB index, into a tracked manifest', parseSize(values.size!), { put: async (d, b) => await tracked.putChunk(d, b), close: async () => { await tracked.close() } }))
+      await rm(storeDir, { recursive: true, force: true })
+    }
     if (values.compare === true) {
       const size = parseSize(values['compare-size']!)
       const ldir = join(base, 'level-values')

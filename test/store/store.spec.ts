@@ -12,7 +12,7 @@ import { manifestChunkIndex, type Manifest } from '../../protocol/manifest.js'
 import { importDirectory } from '../../store/import.js'
 import { materialize, StagedRelease, switchCurrent, verifyMaterialized } from '../../store/materialize.js'
 import { SCHEMA_VERSION, Store } from '../../store/store.js'
-import { compressChunk } from '../../protocol/exchange/compression.js'
+import { compressChunk } from '../../protocol/encoding/compression.js'
 import { prng } from '../fixtures/release-gen.js'
 
 const cid = CID.parse('bafyreigdmqpykrgxyaxtlafqpqhzrb7qy2rh75nldvfd4tucqmqqme5yje')
@@ -191,7 +191,7 @@ describe('store', () => {
     const keep = chunk(100)
     const order: string[] = []
     let release!: () => void
-    const fetching = store.withFetch(async () => {
+    const fetching = store.withGcLease(async () => {
       // kept compressed: a pack rewrite must carry the encoding over
       await store!.putChunk(keep.d, keep.b, compressChunk(keep.b))
       await new Promise<void>(resolve => { release = resolve })

@@ -12,7 +12,7 @@ import { acceptsRaw, acceptsZstd, startChunkHttpServer, type ChunkHttpServer } f
 import { UploadBudget } from '../../../daemon/http/upload-budget.js'
 import { HttpChunkClient } from '../../../daemon/http/client.js'
 import { chunkCid, sha256 } from '../../../protocol/cid.js'
-import { compressChunk } from '../../../protocol/exchange/compression.js'
+import { compressChunk } from '../../../protocol/encoding/compression.js'
 import { Store } from '../../../store/store.js'
 
 const execFileP = promisify(execFile)

@@ -8,7 +8,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import { randomBytes } from 'node:crypto'
 import { sha256 } from '../../../protocol/cid.js'
-import { compressChunk, decompressChunk } from '../../../protocol/exchange/compression.js'
+import { compressChunk, decompressChunk } from '../../../protocol/encoding/compression.js'
 import { chunkExchange, haveExchange, releaseExchange, type ChunkExchange, type HaveExchange, type ReleaseExchange, type StoredChunk } from '../../../protocol/exchange/index.js'
 
 type Node = Libp2p<{ chunks: ChunkExchange, have: HaveExchange, releases: ReleaseExchange }>

@@ -1,4 +1,5 @@
-// Compressed chunk transfer: zstd (level 3) when it makes a chunk at least 1/16 smaller.
+// The zstd content encoding of chunks (level 3, kept when it makes a chunk at least 1/16 smaller): how the
+// store keeps a chunk and how the chunk protocol and the HTTP path may send it.
 //
 // Decompression takes untrusted bytes and is strict, so that a peer can neither make a receiver inflate
 // without limit nor slip extra bytes into what the receiver stores and serves on:
@@ -11,7 +12,7 @@
 //   work of one call is bounded by one chunk (a few milliseconds on the event loop, never more).
 // The receiver still verifies the decompressed bytes against the chunk's digest.
 import { createRequire } from 'node:module'
-import { MalformedMessageError } from './errors.js'
+import { MalformedMessageError } from '../exchange/errors.js'
 
 const require = createRequire(import.meta.url)
 const zstd = require('zstd-napi') as {

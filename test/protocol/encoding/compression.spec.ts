@@ -1,6 +1,6 @@
 // Strict decompression of peers' zstd frames: one frame, declared size, nothing around it.
 import { expect } from 'chai'
-import { compressChunk, decompressChunk, parseFrameHeader } from '../../../protocol/exchange/compression.js'
+import { compressChunk, decompressChunk, parseFrameHeader } from '../../../protocol/encoding/compression.js'
 
 /** a skippable frame (magic 0x184D2A5x, u32 length, payload) */
 export function skippable (payload: Uint8Array, nibble = 0): Uint8Array {

@@ -188,7 +188,8 @@ export interface StatusInfo {
   peers: number
   dhtRoutingTableSize: number
   provideBacklog: number
-  store: { chunks: number, bytes: number, diskBytes: number, manifests: number, releases: number, pins: number }
+  /** `indexReads`: keys of the store's index read since it opened (start-up reads one record per release, nothing per chunk) */
+  store: { chunks: number, bytes: number, diskBytes: number, manifests: number, releases: number, pins: number, indexReads?: number }
   /** bytes received by source since start, all releases */
   received: SourceSplit
   /** bytes sent to peers since start */

@@ -65,14 +65,20 @@ export interface HaveState {
   tracked: number
 }
 
+export interface PutOptions { verified?: boolean }
+
 export interface HeraldStore {
   /** the directory the store writes into (free-space checks look at its filesystem) */
   readonly dir: string
   close: () => Promise<void>
 
   // ---- chunks and delta objects -----------------------------------------------------------------------
-  /** Verify and store; true if it was new. With `zstdFrame`, that frame is what is kept and served. */
-  putChunk: (digest: Uint8Array, bytes: Uint8Array, zstdFrame?: Uint8Array) => Promise<boolean>
+  /**
+   * Verify and store; true if it was new. With `zstdFrame`, that frame is what is kept and served.
+   * `verified`: the caller has just checked `bytes` against `digest` (the receive pipeline does, once), so
+   * the store does not hash them again.
+   */
+  putChunk: (digest: Uint8Array, bytes: Uint8Array, zstdFrame?: Uint8Array, opts?: PutOptions) => Promise<boolean>
   /** The bytes (decompressed if stored compressed); STORE_CORRUPT when a stored frame does not decompress. */
   getChunk: (digest: Uint8Array) => Promise<Uint8Array | undefined>
   /** As kept: raw, or the zstd frame (what the chunk protocol sends as is). */

@@ -21,7 +21,7 @@ import * as pins from './pins.js'
 import * as records from './records.js'
 import { recoverShortPacks, type RecoveryReport } from './recovery.js'
 import { RwLock } from './rwlock.js'
-import type { GcResult, HaveState, HeraldStore, ReleaseEntry, ReleaseRecordFields, StoredChunk, StoreStats } from './interface.js'
+import type { GcResult, HaveState, HeraldStore, PutOptions, ReleaseEntry, ReleaseRecordFields, StoredChunk, StoreStats } from './interface.js'
 import type { CID } from 'multiformats/cid'
 
 export type { GcResult, HaveState, HeraldStore, ReleaseEntry, StoredChunk, StoreStats } from './interface.js'
@@ -107,9 +107,9 @@ export class Store implements HeraldStore {
    * Verify and store a chunk; true if it was new. With `zstdFrame` (the chunk's zstd frame, as compressed
    * transfer sends it) the frame is what the pack keeps: served as it is, decompressed on read.
    */
-  async putChunk (digest: Uint8Array, bytes: Uint8Array, zstdFrame?: Uint8Array): Promise<boolean> {
+  async putChunk (digest: Uint8Array, bytes: Uint8Array, zstdFrame?: Uint8Array, opts: PutOptions = {}): Promise<boolean> {
     this.#check()
-    if (!verifyDigest(digest, bytes)) throw new HashMismatchError(`chunk bytes do not hash to ${digestHex(digest)}`)
+    if (opts.verified !== true && !verifyDigest(digest, bytes)) throw new HashMismatchError(`chunk bytes do not hash to ${digestHex(digest)}`)
     const k = digestHex(digest)
     const inFlight = this.#pending.get(k)
     if (inFlight != null) { await inFlight; return false }

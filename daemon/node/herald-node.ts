@@ -257,7 +257,7 @@ export class HeraldNode implements HeraldService {
       peers: this.libp2p.getPeers().length,
       dhtRoutingTableSize: routingTableSize(this.libp2p.services.dht),
       provideBacklog: this.announcer.backlog,
-      store: await this.store.stats(),
+      store: { ...await this.store.stats(), indexReads: this.store.reads },
       received: { ...this.fetches.received },
       served: this.serving.served,
       fetches: this.fetches.snapshots()

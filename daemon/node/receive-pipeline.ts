@@ -1,25 +1,30 @@
 // The receive pipeline: every entry a fetch receives goes through here, once.
-//   chunk:        bytes (or the zstd frame they came in) → store (checked against the CID there) → staging files
-//   delta object: rebuild its run of chunks from held bases → check each against its CID → store them →
-//                 staging files → store the object itself last
+//   chunk:        check the bytes against the CID → store (the zstd frame they came in, if any) → staging files
+//   delta object: check it against its CID → rebuild its run of chunks from held bases → check each against
+//                 its CID → store them → staging files → store the object itself last
+// Every byte is hashed here exactly once; the store is told so and does not hash again.
 // Outcomes are typed: HASH_MISMATCH (bad bytes: the sender's fault), DELTA_FAILED (an intact object that
 // does not rebuild its chunks: fetch the chunks instead), anything else (DISK_FULL, STORE_CLOSED, ...) is a
 // local failure that ends the fetch.
-import { verifyDigest } from '../../protocol/cid.js'
+import { digestHex, verifyDigest } from '../../protocol/cid.js'
+import { HashMismatchError } from '../../protocol/errors.js'
 import { compressChunk } from '../../protocol/encoding/compression.js'
 import { decodeDelta, MAX_DELTA_BASE_BYTES } from '../../protocol/delta.js'
 import { DeltaFailedError } from '../fetch/scheduler.js'
-import type { Store } from '../../store/store.js'
+import type { HeraldStore } from '../../store/interface.js'
 import type { StagedRelease } from '../../store/materialize.js'
 import type { ReleaseSwarm } from '../fetch/swarm.js'
 import type { CID } from 'multiformats/cid'
 
+/** the pipeline has checked the bytes it stores */
+const VERIFIED = { verified: true }
+
 export class ReceivePipeline {
-  readonly #store: Store
+  readonly #store: HeraldStore
   /** per manifest CID: the staged releases that received chunks are also written into */
   readonly #staged = new Map<string, Set<StagedRelease>>()
 
-  constructor (init: { store: Store }) {
+  constructor (init: { store: HeraldStore }) {
     this.#store = init.store
   }
 
@@ -42,6 +47,7 @@ export class ReceivePipeline {
    * Returns the chunks it stored (the caller marks them held).
    */
   async receive (swarm: ReleaseSwarm, e: number, digest: Uint8Array, bytes: Uint8Array, frame?: Uint8Array): Promise<number[]> {
+    if (!verifyDigest(digest, bytes)) throw new HashMismatchError(`received bytes do not hash to ${digestHex(digest)}`)
     if (!swarm.isObject(e)) {
       await this.#storeChunk(swarm, e, digest, bytes, frame)
       return [e]
@@ -59,7 +65,7 @@ export class ReceivePipeline {
     // the object is stored after the chunks it rebuilt: a fetch interrupted in between finds the chunks
     // (and fetches the object again only if it still needs it), never an object without its chunks.
     // A delta object is itself zstd: kept as it came.
-    await this.#store.putChunk(digest, bytes)
+    await this.#store.putChunk(digest, bytes, undefined, VERIFIED)
     swarm.markHave(e)
     return stored
   }
@@ -104,7 +110,7 @@ export class ReceivePipeline {
   async #storeChunk (swarm: ReleaseSwarm, i: number, digest: Uint8Array, bytes: Uint8Array, frame?: Uint8Array): Promise<void> {
     const wire = swarm.index.wireSizes?.[i]
     if (frame == null && wire != null && wire < bytes.byteLength) frame = compressChunk(bytes)
-    await this.#store.putChunk(digest, bytes, frame)
+    await this.#store.putChunk(digest, bytes, frame, VERIFIED)
     for (const staged of this.#staged.get(swarm.manifestCid.toString()) ?? []) staged.write(digest, bytes)
   }
 }

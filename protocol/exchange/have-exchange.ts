@@ -20,9 +20,12 @@ export const HAVE_BATCH_MS = 250
 const DEFAULT_IDLE_TIMEOUT = 10 * 60_000
 const MAX_STREAMS = 256
 
+export interface HaveSnapshot { bitmap: Uint8Array, count: number }
+
 export interface HaveExchangeInit {
   protocolPrefix?: string
-  getHave: (manifestCid: CID) => { bitmap: Uint8Array, count: number } | undefined
+  /** may load the release's ledger on first ask (a held release is opened lazily after a start) */
+  getHave: (manifestCid: CID) => HaveSnapshot | undefined | Promise<HaveSnapshot | undefined>
   subscribe: (manifestCid: CID, listener: (indices: number[], complete: boolean) => void) => () => void
   maxChunks?: number
   timeout?: number
@@ -79,7 +82,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
       stream.abort(err instanceof MalformedMessageError ? err : new MalformedMessageError('bad have request', { cause: err }))
       return
     }
-    const have = this.#init.getHave(cid)
+    const have = await this.#init.getHave(cid)
     if (have == null) {
       await lp.write(encodeHaveMessage({ type: 'bitmap', status: Status.NOT_FOUND, count: 0, bitmap: new Uint8Array(0) }))
       await stream.close()
@@ -98,7 +101,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
     const onClose = (): void => { closed = true; wake?.() }
     stream.addEventListener('close', onClose)
     try {
-      const snapshot = this.#init.getHave(cid) ?? have
+      const snapshot = (await this.#init.getHave(cid)) ?? have
       await lp.write(encodeHaveMessage({ type: 'bitmap', status: Status.OK, count: snapshot.count, bitmap: snapshot.bitmap }))
       let full = allSet(snapshot.bitmap, snapshot.count)
       let lastSent = Date.now()

@@ -22,6 +22,7 @@ import { PeerStats } from '../fetch/peer-stats.js'
 import { HolderDiscovery } from '../fetch/holder-discovery.js'
 import { DeltaFailedError, FetchScheduler } from '../fetch/scheduler.js'
 import { ReleaseSwarm } from '../fetch/swarm.js'
+import { FetchSources } from '../fetch/source-directory.js'
 import { FetchJob } from './fetch-job.js'
 import { PublishJob } from './publish-job.js'
 import { Publisher, sameContent } from './publisher.js'
@@ -666,13 +667,19 @@ export class HeraldNode implements HeraldService {
     const senders = new Set<string>()
     discovery.start(signal)
     const cfg = this.config
-    const sizeOf = entrySizeLookup(swarm)
+    const sources = new FetchSources({
+      chunks: this.libp2p.services.chunks,
+      window: cfg.limits.maxInflightPerPeer,
+      httpPeers: cfg.fetch.httpPeers,
+      addressesOf: async (id) => (await this.libp2p.peerStore.get(peerIdFromString(id))).addresses.map(a => a.multiaddr),
+      origins: cfg.origins,
+      httpWindow: cfg.fetch.httpWindow
+    })
     this.#activeTransfers++
     const scheduler = new FetchScheduler({
       swarm,
       stats: this.stats,
       signal,
-      maxInflightPerPeer: cfg.limits.maxInflightPerPeer,
       maxInflight: cfg.limits.maxInflight,
       batchSize: cfg.limits.batchSize,
       deltaFor: await this.#usableDeltas(swarm),
@@ -680,7 +687,8 @@ export class HeraldNode implements HeraldService {
       hedgeAfterMs: cfg.fetch.hedgeAfterMs,
       requestTimeoutMs: cfg.fetch.requestTimeoutMs,
       stallTimeoutMs: cfg.fetch.stallTimeoutMs,
-      request: (peerId, digests, s) => this.libp2p.services.chunks.fetch(peerIdFromString(peerId), digests, { signal: s, sizes: digests.map(sizeOf) }),
+      // the sources of this fetch: libp2p or a peer's announced HTTP listener, and the static origins
+      sources,
       store: async (e, digest, bytes, reply) => {
         for (const i of await this.#storeEntry(swarm, e, digest, bytes, reply.frame)) {
           // a hedged duplicate may land twice: count the chunk once
@@ -691,8 +699,8 @@ export class HeraldNode implements HeraldService {
         }
         job.emit()
       },
-      onReceived: (peerId, seed, wireBytes, rawBytes, encoding) => {
-        const source = seed ? 'seed' : 'peer'
+      onReceived: ({ id: peerId, kind }, wireBytes, rawBytes, encoding) => {
+        const source = kind === 'peer' ? 'peer' : 'seed' // origins count with the seed: the publisher's copy
         job.progress.wireBytes[source] += wireBytes
         this.#received[source] += wireBytes
         this.#metrics?.fetchReceivedBytesTotal.inc({ source, encoding }, wireBytes)
@@ -700,8 +708,8 @@ export class HeraldNode implements HeraldService {
         this.#metrics?.releaseReceivedBytesTotal.inc({ release: job.name, source }, wireBytes)
         job.progress.peers = senders.add(peerId).size
       },
-      onRequest: (_peerId, seed, result, seconds) => {
-        const source = seed ? 'seed' : 'peer'
+      onRequest: ({ kind }, result, seconds) => {
+        const source = kind === 'peer' ? 'peer' : 'seed'
         this.#metrics?.fetchChunksTotal.inc({ source, result })
         this.#metrics?.fetchRequestDurationSeconds.observe({ source }, seconds)
       },
@@ -716,6 +724,7 @@ export class HeraldNode implements HeraldService {
     } finally {
       this.#activeTransfers--
       discovery.stop()
+      sources.close()
     }
   }
 

@@ -1259,13 +1259,3 @@ function checkManifestName (manifest: Manifest, dataset: string, version: string
     throw new HeraldError('INVALID_MANIFEST', `the record for ${dataset}@${version} points at a manifest of ${manifest.dataset}@${manifest.version}`)
   }
 }
-
-/** The size an entry's bytes must have, by digest (from the manifest): a reply of another size is the peer's error. */
-function entrySizeLookup (swarm: ReleaseSwarm): (digest: Uint8Array) => number | undefined {
-  const objects = new Map<string, number>()
-  for (let k = 0; k < swarm.deltas.count; k++) objects.set(digestHex(swarm.deltas.digestAt(k)), swarm.deltas.sizes[k])
-  return (digest) => {
-    const i = swarm.index.indexOf(digest)
-    return i !== -1 ? swarm.index.sizes[i] : objects.get(digestHex(digest))
-  }
-}

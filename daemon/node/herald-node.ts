@@ -23,6 +23,7 @@ import { HolderDiscovery } from '../fetch/holder-discovery.js'
 import { DeltaFailedError, FetchScheduler } from '../fetch/scheduler.js'
 import { ReleaseSwarm } from '../fetch/swarm.js'
 import { FetchSources } from '../fetch/source-directory.js'
+import { manifestFromOrigins, recordsFromOrigins } from '../fetch/origin-records.js'
 import { FetchJob } from './fetch-job.js'
 import { PublishJob } from './publish-job.js'
 import { Publisher, sameContent } from './publisher.js'
@@ -474,6 +475,8 @@ export class HeraldNode implements HeraldService {
         this.#log.debug({ peer: peer.toString(), err: err.message }, 'release record from peer refused')
       }
     }))
+    // static origins (config `origins`): the exported record, verified like a peer's; the newest seq wins
+    for (const signed of await recordsFromOrigins(this.config.origins, dataset, version, this.#trusted, timeout)) if (best == null || signed.record.seq > best.signed.record.seq) best = { signed }
     if (best == null) {
       if (lastError != null && ['UNTRUSTED_PUBLISHER', 'BAD_SIGNATURE', 'INVALID_RECORD'].includes((lastError as any).code)) throw lastError
       throw new HeraldError('RELEASE_NOT_FOUND', `no peer has a release record for ${dataset}@${version} (asked ${peers.length} peer(s))`)
@@ -508,6 +511,9 @@ export class HeraldNode implements HeraldService {
           this.#log.warn({ peer: peer.toString(), round, err: err.message }, 'manifest from peer refused')
         }
       }
+      // then the static origins (config `origins`): the exported manifest block, checked against its CID
+      const fromOrigin = await manifestFromOrigins(this.config.origins, cid, this.config.limits, signal)
+      if (fromOrigin != null) { await this.store.putManifest(cid, fromOrigin.bytes); return fromOrigin.manifest }
     }
     if (lastError != null && (lastError as any).code != null) throw lastError
     throw new HeraldError('NO_SOURCE', `no peer could provide manifest ${cid.toString()}`)

@@ -13,8 +13,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 const log = logger('herald:fetch')
 
-/** a peer whose addresses showed no HTTP listener is looked up again after this long, ms */
-const LOOKUP_AGAIN_MS = 5_000
+/** a peer whose addresses showed no HTTP listener (identify may not have run yet) is looked up again after this long, ms (a local peer-store read) */
+const LOOKUP_AGAIN_MS = 500
 
 export interface FetchSourcesInit {
   chunks: Pick<ChunkExchange, 'fetch'>

@@ -1,20 +1,14 @@
-// The fetch scheduler: moves the entries of one release that the local store lacks, asking Sources.
-// - Rarest first: among the missing chunks, the ones fewest known peers hold go first (sampled window,
-//   random tie-break per node so that simultaneous downloaders ask for different chunks).
-// - Nearest first: peer sources ranked by measured throughput and RTT, each within its own in-flight window.
-// - The seed and the static origins are the sources of last resort: asked only for chunks no peer holds, or
-//   that peers failed to deliver within the seed deadline; a super-seeding seed answers RATE_LIMITED for
-//   chunks it already handed to someone else, and we wait for that someone's HAVE.
+// The fetch scheduler: moves the entries of one release that the local store lacks, asking Sources
+// (daemon/fetch/source.ts; nothing here is libp2p or HTTP). Which entries go to which holder, rarest first,
+// the seed and origins last: picker.ts; what is still wanted, delta objects included: want-list.ts.
+// - Peer sources ranked by measured throughput and RTT, each within its own in-flight window; a peer that
+//   has delivered nothing yet is rated low and gets one small request at a time.
 // - A request that waits for its next reply longer than its source's stall deadline (a few times the
 //   source's measured reply gap, 1–5 s) gives its chunks and its slot back to other holders, and the source
-//   gets no new request until it answers: a frozen peer costs about its deadline. A peer that has delivered
-//   nothing yet is rated low and gets one small request at a time. Bad bytes penalise the source (the
-//   store's CID check, or the source's own: SourceMisbehavedError); a local store error (disk full) ends the
-//   fetch and blames nobody.
-// - When every chunk is in, requests still open (hedged duplicates) are ended and run() returns.
-// - Delta objects (WantList): fetched instead of the runs of chunks they rebuild; when no source holds the
-//   object, or it does not rebuild its chunks, the chunks themselves are fetched.
-// The scheduler knows sources only through daemon/fetch/source.ts: nothing here is libp2p or HTTP.
+//   gets no new request until it answers: a frozen peer costs about its deadline.
+// - Bad bytes penalise the source (the store's CID check, or SourceMisbehavedError from the source); a local
+//   store error (disk full) ends the fetch and blames nobody. When every entry is in, requests still open
+//   (hedged duplicates) are ended and run() returns.
 import { logger } from '@libp2p/logger'
 import { digestHex } from '../../protocol/cid.js'
 import { NoSourceError } from './errors.js'

@@ -78,7 +78,8 @@ async function main (): Promise<void> {
       if (path === 'http' && overHttp < 0.5 * size) throw new Error(`the HTTP path carried only ${overHttp} of ${size} bytes`)
       if (path === 'libp2p' && overHttp > 0) throw new Error('the libp2p path sent bytes over HTTP')
       results.push(r)
-      await lab.kill()
+      // stopped, not killed: a profile (BENCH_NODE_ARGS=--cpu-prof) is written on a clean exit
+      await lab.stop()
       daemons.splice(daemons.indexOf(lab), 1)
       await rm(join(dir, `lab-${path}`), { recursive: true, force: true })
     }

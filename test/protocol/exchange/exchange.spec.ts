@@ -90,10 +90,16 @@ describe('exchange services', function () {
     }
     expect(chunkStreams()).to.equal(1)
     // the server side goes away (as after its idle timeout): the next batch still arrives, on a new stream
+    const kept = client.getConnections(server.peerId).flatMap(c => c.streams).filter(st => st.protocol === '/herald/chunk/1.0.0')
+    // the client has seen the close once its stream reports the remote's end (an event, not a pause)
+    const seen = Promise.all(kept.map(async st => await new Promise(resolve => {
+      st.addEventListener('remoteCloseWrite', resolve, { once: true })
+      st.addEventListener('close', resolve, { once: true })
+    })))
     for (const st of server.getConnections(client.peerId).flatMap(c => c.streams)) {
       if (st.protocol === '/herald/chunk/1.0.0') await st.close()
     }
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await seen
     const replies = []
     for await (const r of client.services.chunks.fetch(server.peerId, [sha256(blobs[6])])) replies.push(r)
     expect(replies[0].status).to.equal('ok')

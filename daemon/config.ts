@@ -49,7 +49,11 @@ const FetchSchema = z.object({
   /** give up when no source made progress for this long, ms */
   stallTimeoutMs: z.number().int().min(1_000).default(120_000),
   /** absolute directories `herald fetch --out` may write under, besides the data dir and releasesDir */
-  outRoots: z.array(z.string().refine(isAbsolute, 'must be an absolute path')).default([])
+  outRoots: z.array(z.string().refine(isAbsolute, 'must be an absolute path')).default([]),
+  /** fetch chunks from peers' HTTP listeners when they announce one; false keeps bulk on encrypted libp2p */
+  httpPeers: z.boolean().default(true),
+  /** requests in flight to one HTTP source (a peer's listener or an origin), each on a keep-alive connection */
+  httpWindow: z.number().int().min(1).max(64).default(8)
 }).strict()
 
 const PublishSchema = z.object({
@@ -202,6 +206,11 @@ export const ConfigSchema = z.object({
     provideChunks: z.boolean().default(true),
     provideQueueMax: z.number().int().min(0).default(100_000)
   }).strict().default({ provideChunks: true, provideQueueMax: 100_000 }),
+  /**
+   * static origins: base URLs where `herald export` output is served (a web server, bucket or CDN); asked like
+   * the seed (last, for what peers cannot serve in time), and for the record and manifest when no peer has them
+   */
+  origins: z.array(z.string().url().refine(u => /^https?:\/\//.test(u), 'an origin is an http:// or https:// URL')).default([]),
   /** the chunk-serving HTTP listener (IPFS trustless-gateway form, docs/PROTOCOL.md): off unless enabled */
   http: z.object({
     enabled: z.boolean().default(false),
@@ -210,7 +219,12 @@ export const ConfigSchema = z.object({
     port: z.number().int().min(0).max(65_535).default(4481),
     /** PEM files: HTTPS instead of HTTP when both are given */
     tlsCert: z.string().optional(),
-    tlsKey: z.string().optional()
+    tlsKey: z.string().optional(),
+    /**
+     * multiaddrs announced to peers for this listener (/ip4/…/tcp/N/http, …/tls/http); by default the listener's
+     * own address when host is not a wildcard and port is not 0
+     */
+    announce: z.array(z.string()).optional()
   }).strict().refine(h => (h.tlsCert == null) === (h.tlsKey == null), 'tlsCert and tlsKey go together')
     .default({ enabled: false, host: '127.0.0.1', port: 4481 }),
   sync: SyncSchema.default(SyncSchema.parse({})),

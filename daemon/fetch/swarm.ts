@@ -131,17 +131,18 @@ export class ReleaseSwarm {
     return n
   }
 
-  /** Resolves at the next remote change or after `ms`. */
-  async waitForChange (ms: number): Promise<void> {
+  /** Resolves at the next remote change, or when `signal` aborts (its waiter is removed then). */
+  async nextChange (signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return
     await new Promise<void>(resolve => {
-      const done = (): void => { clearTimeout(timer); resolve() }
-      // a waiter whose time ran out is removed, so a swarm that sees no change does not collect them
-      const timer = setTimeout(() => {
+      const done = (): void => { signal.removeEventListener('abort', onAbort); resolve() }
+      const onAbort = (): void => {
         const at = this.#changeWaiters.indexOf(done)
         if (at !== -1) this.#changeWaiters.splice(at, 1)
         resolve()
-      }, ms)
+      }
       this.#changeWaiters.push(done)
+      signal.addEventListener('abort', onAbort, { once: true })
     })
   }
 

@@ -4,7 +4,8 @@
 // replies yielded in order.
 // Every body is bounded before it is read in full: a raw block must be exactly the size the manifest
 // gives; a zstd body must be at most zstd's bound for that size, exactly one frame with no trailing bytes,
-// declaring that size. Every chunk is checked against its digest before it is yielded.
+// declaring that size. Every chunk is checked against its digest before it is yielded (unless the caller
+// checks it itself: `verify: false`).
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { createRequire } from 'node:module'
@@ -46,6 +47,11 @@ export interface HttpChunkClientInit {
   window?: number
   /** PEM certificate(s) to trust for an https base URL, besides the system's */
   ca?: string | Buffer
+  /**
+   * check every chunk against its CID before yielding it (default true); false when the caller's store
+   * checks it anyway (the fetch scheduler's), so a chunk is hashed once
+   */
+  verify?: boolean
 }
 
 export class HttpChunkClient {
@@ -53,6 +59,7 @@ export class HttpChunkClient {
   readonly #acceptZstd: boolean
   readonly #timeoutMs: number
   readonly #window: number
+  readonly #verify: boolean
   readonly #agent: HttpAgent | HttpsAgent
   readonly #request: typeof httpRequest
 
@@ -61,6 +68,7 @@ export class HttpChunkClient {
     this.#acceptZstd = init.acceptZstd ?? true
     this.#timeoutMs = init.timeoutMs ?? CLIENT_TIMEOUT_MS
     this.#window = Math.max(1, init.window ?? CLIENT_WINDOW)
+    this.#verify = init.verify ?? true
     const https = this.baseUrl.startsWith('https:')
     // keep-alive connections, one per request in flight (node:http: less receiving CPU than fetch, docs/BENCHMARKS.md)
     const agentInit = { keepAlive: true, maxSockets: this.#window, scheduling: 'lifo' as const }
@@ -157,7 +165,7 @@ export class HttpChunkClient {
     } else if (body.byteLength !== size) {
       throw new HttpSourceError('short_body', `${cid}: ${body.byteLength} bytes, the manifest says ${size}`)
     }
-    if (!verifyDigest(digest, bytes)) throw new HttpSourceError('bad_digest', `${cid}: the bytes do not match the CID`)
+    if (this.#verify && !verifyDigest(digest, bytes)) throw new HttpSourceError('bad_digest', `${cid}: the bytes do not match the CID`)
     return { digest, status: 'ok', bytes, frame: zstd ? body : undefined, encoding: zstd ? 'zstd' : 'raw', wireBytes: body.byteLength }
   }
 }

@@ -146,6 +146,7 @@ export class HeraldNode implements HeraldService {
       stats,
       trusted: base.trusted,
       limits: config.limits,
+      origins: config.origins,
       log
     })
     this.planner = new Planner({ store, registry, resolver: this.resolver, compress: config.limits.compress })

@@ -15,6 +15,7 @@ import { VERSION } from '../version.js'
 
 export { VERSION }
 import { HostConnectionLimit } from './host-limit.js'
+import { httpAnnounceAddrs } from '../http/announce.js'
 
 export const DHT_PROTOCOL = '/herald/kad/1.0.0'
 
@@ -39,7 +40,9 @@ export async function createHeraldLibp2p<S extends Record<string, (components: a
     nodeInfo: { name: 'heraldd', version: VERSION, userAgent: `heraldd/${VERSION}${config.seed ? ' (seed)' : ''}` },
     addresses: {
       listen: config.listen,
-      announce: config.announce
+      // the HTTP chunk listener too, so peers can fetch bulk over it (daemon/http/announce.ts)
+      announce: config.announce.length > 0 ? [...config.announce, ...httpAnnounceAddrs(config)] : [],
+      appendAnnounce: config.announce.length > 0 ? [] : httpAnnounceAddrs(config)
     },
     transports: [tcp()],
     connectionEncrypters: [noise()],

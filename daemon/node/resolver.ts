@@ -5,6 +5,7 @@ import { setMaxListeners } from 'node:events'
 import { decodeSignedRelease, verifyRelease, type SignedRelease, type TrustedKey } from '../../protocol/release.js'
 import { verifyManifest, type Manifest } from '../../protocol/manifest.js'
 import { HeraldError } from '../errors.js'
+import { manifestFromOrigins, recordsFromOrigins } from '../fetch/origin-records.js'
 import { parseCid } from '../../protocol/cid.js'
 import type { ManifestFetchOptions, ReleaseExchange } from '../../protocol/exchange/release-exchange.js'
 import type { Store } from '../../store/store.js'
@@ -32,6 +33,8 @@ export interface ResolverInit {
   stats: PeerStats
   trusted: TrustedKey[]
   limits: Pick<HeraldConfig['limits'], 'maxManifestBytes' | 'maxManifestChunks'>
+  /** static origins (config `origins`): asked for records beside the peers, for manifests after them */
+  origins: string[]
   log: Log
 }
 
@@ -84,6 +87,8 @@ export class Resolver {
         log.debug({ peer: peer.toString(), err: err.message }, 'release record from peer refused')
       }
     }))
+    // static origins (config `origins`): the exported record, verified like a peer's; the newest seq wins
+    for (const signed of await recordsFromOrigins(this.#init.origins, dataset, version, trusted, timeout)) if (best == null || signed.record.seq > best.signed.record.seq) best = { signed }
     if (best == null) {
       if (lastError != null && ['UNTRUSTED_PUBLISHER', 'BAD_SIGNATURE', 'INVALID_RECORD'].includes((lastError as any).code)) throw lastError
       throw new HeraldError('RELEASE_NOT_FOUND', `no peer has a release record for ${dataset}@${version} (asked ${peers.length} peer(s))`)
@@ -141,6 +146,9 @@ export class Resolver {
           log.warn({ peer: peer.toString(), round, err: err.message }, 'manifest from peer refused')
         }
       }
+      // then the static origins (config `origins`): the exported manifest block, checked against its CID
+      const fromOrigin = await manifestFromOrigins(this.#init.origins, cid, limits, signal)
+      if (fromOrigin != null) { await store.putManifest(cid, fromOrigin.bytes); return fromOrigin.manifest }
     }
     if (lastError != null && (lastError as any).code != null) throw lastError
     throw new HeraldError('NO_SOURCE', `no peer could provide manifest ${cid.toString()}`)

@@ -1,9 +1,9 @@
 // One release's transfer: holder discovery over the have protocol, and the scheduler asking peers and the
 // seed for what the store lacks; every received entry goes through the receive pipeline.
 import { peerIdFromString } from '@libp2p/peer-id'
-import { digestHex } from '../../protocol/cid.js'
 import { HolderDiscovery, type HolderDiscoveryInit } from '../fetch/holder-discovery.js'
 import { FetchScheduler } from '../fetch/scheduler.js'
+import { FetchSources } from '../fetch/source-directory.js'
 import type { ChunkExchange, HaveExchange } from '../../protocol/exchange/index.js'
 import type { HeraldConfig } from '../config.js'
 import type { PeerStats } from '../fetch/peer-stats.js'
@@ -43,12 +43,18 @@ export async function transfer (init: TransferInit, job: FetchJob, swarm: Releas
   // progress.peers counts the sources (peers and seed) that have sent this fetch bytes
   const senders = new Set<string>()
   discovery.start(signal)
-  const sizeOf = entrySizeLookup(swarm)
+  const sources = new FetchSources({
+    chunks: init.chunks,
+    window: cfg.limits.maxInflightPerPeer,
+    httpPeers: cfg.fetch.httpPeers,
+    addressesOf: async (id) => (await init.libp2p.peerStore.get(peerIdFromString(id))).addresses.map(a => a.multiaddr),
+    origins: cfg.origins,
+    httpWindow: cfg.fetch.httpWindow
+  })
   const scheduler = new FetchScheduler({
     swarm,
     stats: init.stats,
     signal,
-    maxInflightPerPeer: cfg.limits.maxInflightPerPeer,
     maxInflight: cfg.limits.maxInflight,
     batchSize: cfg.limits.batchSize,
     deltaFor: await init.planner.usableDeltas(swarm),
@@ -56,7 +62,8 @@ export async function transfer (init: TransferInit, job: FetchJob, swarm: Releas
     hedgeAfterMs: cfg.fetch.hedgeAfterMs,
     requestTimeoutMs: cfg.fetch.requestTimeoutMs,
     stallTimeoutMs: cfg.fetch.stallTimeoutMs,
-    request: (peerId, digests, s) => init.chunks.fetch(peerIdFromString(peerId), digests, { signal: s, sizes: digests.map(sizeOf) }),
+    // the sources of this fetch: libp2p or a peer's announced HTTP listener, and the static origins
+    sources,
     store: async (e, digest, bytes, reply) => {
       for (const i of await init.pipeline.receive(swarm, e, digest, bytes, reply.frame)) {
         // a hedged duplicate may land twice: count the chunk once
@@ -67,8 +74,8 @@ export async function transfer (init: TransferInit, job: FetchJob, swarm: Releas
       }
       job.emit()
     },
-    onReceived: (peerId, seed, wireBytes, rawBytes, encoding) => {
-      const source = seed ? 'seed' : 'peer'
+    onReceived: ({ id: peerId, kind }, wireBytes, rawBytes, encoding) => {
+      const source = kind === 'peer' ? 'peer' : 'seed' // origins count with the seed: the publisher's copy
       job.progress.wireBytes[source] += wireBytes
       init.received[source] += wireBytes
       metrics?.fetchReceivedBytesTotal.inc({ source, encoding }, wireBytes)
@@ -76,8 +83,8 @@ export async function transfer (init: TransferInit, job: FetchJob, swarm: Releas
       metrics?.releaseReceivedBytesTotal.inc({ release: job.name, source }, wireBytes)
       job.progress.peers = senders.add(peerId).size
     },
-    onRequest: (_peerId, seed, result, seconds) => {
-      const source = seed ? 'seed' : 'peer'
+    onRequest: ({ kind }, result, seconds) => {
+      const source = kind === 'peer' ? 'peer' : 'seed'
       metrics?.fetchChunksTotal.inc({ source, result })
       metrics?.fetchRequestDurationSeconds.observe({ source }, seconds)
     },
@@ -91,15 +98,6 @@ export async function transfer (init: TransferInit, job: FetchJob, swarm: Releas
     await scheduler.run()
   } finally {
     discovery.stop()
-  }
-}
-
-/** The size an entry's bytes must have, by digest (from the manifest): a reply of another size is the peer's error. */
-function entrySizeLookup (swarm: ReleaseSwarm): (digest: Uint8Array) => number | undefined {
-  const objects = new Map<string, number>()
-  for (let k = 0; k < swarm.deltas.count; k++) objects.set(digestHex(swarm.deltas.digestAt(k)), swarm.deltas.sizes[k])
-  return (digest) => {
-    const i = swarm.index.indexOf(digest)
-    return i !== -1 ? swarm.index.sizes[i] : objects.get(digestHex(digest))
+    sources.close()
   }
 }

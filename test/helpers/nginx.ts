@@ -60,7 +60,7 @@ http {
 `
 }
 
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const { createServer } = await import('node:net')
   return await new Promise((resolve, reject) => {
     const s = createServer()

@@ -57,6 +57,7 @@ describe('Resolver', () => {
       stats,
       trusted: [{ key: publisher.publicKey.raw, names: trustScope }],
       limits: { maxManifestBytes: 1 << 20, maxManifestChunks: 1000 },
+      origins: [],
       log
     })
     return { resolver, stats, bad, seed, built, publisher }

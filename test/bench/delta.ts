@@ -7,12 +7,14 @@
 // compressedBytes the same chunks as the chunk protocol sends them (zstd when it saves >= 1/16)
 // deltaChunkBytes what the chunks given a delta encoding cost as delta objects (deltaChunks of them)
 // movedBytes      what a peer holding OLD moves to get NEW with the default settings: delta objects where
-//                 the publisher kept one, compressed chunks otherwise, plus the manifest
+//                 the publisher kept one, compressed chunks otherwise, plus the manifest (manifestBytes: as a
+//                 delta against OLD's when under 80% of it, as /herald/manifest/1.1.0 sends it; manifestRawBytes whole)
 // publishMbPerSec NEW published with delta encoding (chunk, hash, features, deltas, wire sizes) in MB/s
 //                 of NEW; publishPlainMbPerSec the same without delta encoding (chunk, hash, wire sizes)
 // --baselines adds zstdPatchBytes (`zstd -19 --long --patch-from=OLD NEW`, per file, summed), rsyncBytes and
 // rsyncZBytes (`rsync --stats` literal data, without and with -z), casyncBytes (casync chunks NEW lacks from
 // OLD's store at the same average chunk size, as stored: zstd-compressed).
+import { encodeManifestDelta } from '../../protocol/manifest-delta.js'
 import '../../protocol/polyfill.js'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtemp, readdir, rm, stat, cp, mkdir } from 'node:fs/promises'
@@ -172,7 +174,10 @@ async function main (): Promise<void> {
     }
   }))
   await pool.close()
-  const manifestBytes = encodeManifest({ ...next.manifest, encodings: delta?.encodings ?? [] }).byteLength
+  // the manifest moves as a delta against OLD's when that is under 80% of it (/herald/manifest/1.1.0)
+  const manifestRaw = encodeManifest({ ...next.manifest, encodings: delta?.encodings ?? [] })
+  const manifestDelta = encodeManifestDelta(manifestRaw, encodeManifest(old.manifest)).byteLength
+  const manifestBytes = manifestDelta < manifestRaw.byteLength * 0.8 ? manifestDelta : manifestRaw.byteLength
   const newBytes = next.stats.bytes
   const publishSeconds = plain.seconds + deltaSeconds
   const result: Record<string, number | string> = {
@@ -187,6 +192,7 @@ async function main (): Promise<void> {
     deltaChunkBytes: delta?.stats.deltaBytes ?? 0,
     movedBytes: (delta?.stats.movedBytes ?? compressedBytes) + manifestBytes,
     manifestBytes,
+    manifestRawBytes: manifestRaw.byteLength,
     publishSeconds: +publishSeconds.toFixed(3),
     publishMbPerSec: +(newBytes / 1e6 / publishSeconds).toFixed(1),
     publishPlainMbPerSec: +(newBytes / 1e6 / plainSeconds).toFixed(1),

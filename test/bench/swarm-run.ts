@@ -101,12 +101,14 @@ export async function runHeraldSwarm (o: HeraldRunOptions): Promise<HeraldRunRes
     // every chunk received and verified (before files are written out)
     const verifiedAt: Array<number | undefined> = new Array(peers).fill(undefined)
     let tradeStart: number | undefined
+    let lastLog = 0
     const timeoutS = o.timeoutS ?? 600
     while (doneAt.some(d => d === undefined)) {
       await new Promise(resolve => setTimeout(resolve, 100))
       const now = (performance.now() - t0) / 1000
       const ps = await Promise.all(nodes.map(async (n, i) => await n.client.getFetch(jobs[i].id)))
-      if (Math.floor(now) !== Math.floor(now - 0.1)) {
+      if (now - lastLog >= 1) {
+        lastLog = now
         log(`t=${now.toFixed(1)}s ` + ps.map(p => `${p.state.slice(0, 5)}:${Math.round(p.wireBytes.seed / 2 ** 20)}s/${Math.round(p.wireBytes.peer / 2 ** 20)}p/${p.peers}`).join(' '))
       }
       for (const [i, p] of ps.entries()) {

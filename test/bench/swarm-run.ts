@@ -86,11 +86,20 @@ export async function runHeraldSwarm (o: HeraldRunOptions): Promise<HeraldRunRes
     const pub = await seed.client.publish({ name: 'bench@1', dir: o.input })
     log(`published ${pub.bytes} bytes in ${pub.chunks} chunks (${pub.seconds.toFixed(1)} s)`)
     const trust = [await seed.publisherKey()]
-    const nodes = await Promise.all(Array.from({ length: peers }, async (_, i) => {
-      const d = await DaemonProcess.start(mergeOptions({ dataDir: join(o.dir, `p${i}`), host: `127.0.0.${i + 3}`, bootstrap: seed.listen, trust, logLevel: 'error', config: benchConfig() }, o.peerOptions?.(i)))
-      daemons.push(d)
-      return d
-    }))
+    // every start settles before any failure is thrown, so that the finally below stops all that came up
+    // in waves of four: nine processes starting at once on a loaded 2-core machine can miss the 30 s banner wait
+    const started: Array<PromiseSettledResult<DaemonProcess>> = []
+    for (let w = 0; w < peers; w += 4) {
+      started.push(...await Promise.allSettled(Array.from({ length: Math.min(4, peers - w) }, async (_, k) => {
+        const i = w + k
+        const d = await DaemonProcess.start(mergeOptions({ dataDir: join(o.dir, `p${i}`), host: `127.0.0.${i + 3}`, bootstrap: seed.listen, trust, logLevel: 'error', config: benchConfig() }, o.peerOptions?.(i)))
+        daemons.push(d)
+        return d
+      })))
+    }
+    const failed = started.find(s => s.status === 'rejected')
+    if (failed != null) throw failed.reason
+    const nodes = started.map(s => (s as PromiseFulfilledResult<DaemonProcess>).value)
     log(`${peers} daemons up; letting connections settle…`)
     await new Promise(resolve => setTimeout(resolve, o.settleMs ?? 3_000))
     const served0 = (await seed.client.status()).served

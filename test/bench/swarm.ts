@@ -97,7 +97,7 @@ async function main (): Promise<void> {
     if (ratios != null) log(`vs ${values.baseline}: all done ${ratios.allDoneOverBaseline}×, CPU per downloader ${ratios.peerCpuOverBaseline}×, seed share ${ratios.seedShareOverBaseline}× (${values.incompressible === true ? 'same random data' : 'Herald on compressible text, the baseline on random data: use --incompressible to compare seed shares'})`)
     console.log(JSON.stringify({ ...result, incompressible: values.incompressible === true, loadAverage: load, baseline, ratios }))
   } finally {
-    if (values.keep !== true) await rm(dir, { recursive: true, force: true })
+    if (values.keep !== true) await rm(dir, { recursive: true, force: true, maxRetries: 3 })
   }
 }
 

@@ -132,7 +132,7 @@ async function main (): Promise<void> {
     }
     console.log(JSON.stringify({ herald: heraldFigures, baseline, boundSeconds: +boundSeconds.toFixed(2), releaseBytes: size, labs, rates, loadAverage: load }))
   } finally {
-    if (values.keep !== true) await rm(dir, { recursive: true, force: true })
+    if (values.keep !== true) await rm(dir, { recursive: true, force: true, maxRetries: 3 })
   }
 }
 

@@ -101,7 +101,7 @@ export class DaemonProcess {
       child.stderr?.pipe(copy)
     }
     const banner = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`heraldd did not start in 30 s:\n${this.output}`)) }, 30_000)
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`heraldd did not start in 30 s:\n${this.output}`)) }, 30_000)
       const onData = (buf: Buffer): void => {
         this.output += buf.toString()
         const line = this.output.split('\n').find(l => l.startsWith('heraldd ') && l.includes(' ready '))

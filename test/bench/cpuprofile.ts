@@ -40,7 +40,9 @@ async function main (): Promise<void> {
   const byFn = new Map<string, number>()
   const byArea = new Map<string, number>()
   let files = 0
-  for (const f of (await readdir(dir)).filter(f => f.endsWith('.cpuprofile'))) {
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread; worker threads (the
+  // publisher's compression pool) spend their idle time in Atomics.wait, which the profile counts as busy
+  for (const f of (await readdir(dir)).filter(f => f.endsWith('.cpuprofile') && f.split('.')[4] === '0')) {
     const p = JSON.parse(await readFile(join(dir, f), 'utf8')) as Profile
     files++
     const nodes = new Map(p.nodes.map(n => [n.id, n]))

@@ -1,7 +1,10 @@
 // /herald/have/1.0.0: the watcher names a manifest CID; the holder answers with its bitmap over that
-// manifest's deduplicated chunk list, then, while the stream stays open, HAVE updates batched every
-// 250 ms, so a chunk is fetchable from a downloading peer within a fraction of a second of its arrival.
-// A `complete` update ends the stream.
+// manifest's deduplicated chunk list, then, while the stream stays open, HAVE updates batched per stream:
+// every 250 ms while a node has at most two watchers, longer as it has more (250 ms per two watchers, up to
+// 1 s), so that what a node sends, and what each update costs the watchers it wakes (every update starts a
+// scheduling pass there), stays near 8 messages a second however many peers trade the release. A chunk is
+// fetchable from a downloading peer within at most a second of its arrival. A `complete` update ends the
+// stream.
 import { logger } from '@libp2p/logger'
 import { lpStream } from '@libp2p/utils'
 import { CID } from 'multiformats/cid'
@@ -14,11 +17,24 @@ import { decodeHaveMessage, decodeHaveRequest, encodeHaveMessage, encodeHaveRequ
 const log = logger('herald:have')
 
 export const HAVE_PROTOCOL_VERSION = '1.0.0'
-/** HAVE updates are batched for at most this long */
+/** HAVE updates are batched for at least this long (one or two watchers) */
 export const HAVE_BATCH_MS = 250
+/** and for at most this long, however many watchers: a chunk's availability is never older than this */
+export const HAVE_MAX_BATCH_MS = 1_000
+
+/**
+ * The batch interval when a node has `watchers` subscription streams open: 250 ms per two watchers, between
+ * HAVE_BATCH_MS and HAVE_MAX_BATCH_MS. Each update wakes the watcher's scheduler, so a fixed interval makes a
+ * node's update work grow with the number of peers trading the release; this keeps it about constant.
+ */
+export function haveBatchMs (watchers: number, min = HAVE_BATCH_MS, max = HAVE_MAX_BATCH_MS): number {
+  return Math.min(max, min * Math.max(1, Math.ceil(watchers / 2)))
+}
 /** a subscription stream with no update for this long is closed (the watcher re-opens it) */
 const DEFAULT_IDLE_TIMEOUT = 10 * 60_000
 const MAX_STREAMS = 256
+/** an idle subscription looks at its idle timeout this often */
+const IDLE_CHECK_MS = 1_000
 
 export interface HaveSnapshot { bitmap: Uint8Array, count: number }
 
@@ -29,6 +45,9 @@ export interface HaveExchangeInit {
   subscribe: (manifestCid: CID, listener: (indices: number[], complete: boolean) => void) => () => void
   maxChunks?: number
   timeout?: number
+  /** the shortest and longest HAVE batch interval, ms (defaults HAVE_BATCH_MS, HAVE_MAX_BATCH_MS) */
+  batchMs?: number
+  maxBatchMs?: number
   onPeerMisbehaved?: (peer: PeerId, reason: string) => void
 }
 
@@ -51,12 +70,18 @@ class DefaultHaveExchange implements HaveExchange, Startable {
   readonly #components: HaveExchangeComponents
   readonly #init: HaveExchangeInit
   readonly #idle: number
+  readonly #batchMs: number
+  readonly #maxBatchMs: number
+  /** subscription streams open now (all manifests): what the batch interval scales with */
+  #watchers = 0
 
   constructor (components: HaveExchangeComponents, init: HaveExchangeInit) {
     this.#components = components
     this.#init = init
     this.protocol = `${init.protocolPrefix ?? '/herald'}/have/${HAVE_PROTOCOL_VERSION}`
     this.#idle = init.timeout ?? DEFAULT_IDLE_TIMEOUT
+    this.#batchMs = init.batchMs ?? HAVE_BATCH_MS
+    this.#maxBatchMs = Math.max(this.#batchMs, init.maxBatchMs ?? HAVE_MAX_BATCH_MS)
   }
 
   async start (): Promise<void> {
@@ -100,6 +125,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
     let closed = false
     const onClose = (): void => { closed = true; wake?.() }
     stream.addEventListener('close', onClose)
+    this.#watchers++
     try {
       const snapshot = (await this.#init.getHave(cid)) ?? have
       await lp.write(encodeHaveMessage({ type: 'bitmap', status: Status.OK, count: snapshot.count, bitmap: snapshot.bitmap }))
@@ -107,17 +133,20 @@ class DefaultHaveExchange implements HaveExchange, Startable {
       let lastSent = Date.now()
       while (!closed && !full) {
         if (pending.length === 0 && !complete) {
+          let timer: ReturnType<typeof setTimeout> | undefined
           await new Promise<void>(resolve => {
             wake = resolve
-            setTimeout(resolve, HAVE_BATCH_MS * 4)
+            timer = setTimeout(resolve, IDLE_CHECK_MS)
           })
+          clearTimeout(timer)
           wake = undefined
           if (pending.length === 0 && !complete) {
             if (Date.now() - lastSent > this.#idle) break
             continue
           }
         }
-        await new Promise(resolve => setTimeout(resolve, HAVE_BATCH_MS))
+        // the interval is taken when the batch starts: watchers that come or go change the next one
+        await new Promise(resolve => setTimeout(resolve, haveBatchMs(this.#watchers, this.#batchMs, this.#maxBatchMs)))
         const indices = pending
         pending = []
         full = complete
@@ -128,6 +157,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
     } catch (err: any) {
       stream.abort(err)
     } finally {
+      this.#watchers--
       unsubscribe()
       stream.removeEventListener('close', onClose)
     }

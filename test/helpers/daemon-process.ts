@@ -29,6 +29,8 @@ export interface DaemonOptions {
   config?: Record<string, any>
   env?: Record<string, string>
   logLevel?: string
+  /** a command the daemon runs under, e.g. ['ip', 'netns', 'exec', 'hw-lab0'] (it must exec, keeping the PID) */
+  wrap?: string[]
 }
 
 export class DaemonProcess {
@@ -86,7 +88,8 @@ export class DaemonProcess {
     // the heap flags the heraldd executable's #! line gives (BENCH_HEAP_FLAGS=default runs V8's defaults)
     const heapFlags = process.env.BENCH_HEAP_FLAGS === 'default' ? [] : HEAP_FLAGS
     const nodeArgs = [...heapFlags, ...process.env.BENCH_NODE_ARGS?.split(' ').filter(a => a !== '') ?? []]
-    const child = spawn(process.execPath, [...nodeArgs, HERALDD, 'start', '--data-dir', this.opts.dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const argv = [...this.opts.wrap ?? [], process.execPath, ...nodeArgs, HERALDD, 'start', '--data-dir', this.opts.dataDir]
+    const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.output = ''
     this.#exited = new Promise(resolve => child.once('exit', code => { resolve(code) }))
@@ -98,7 +101,7 @@ export class DaemonProcess {
       child.stderr?.pipe(copy)
     }
     const banner = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`heraldd did not start in 30 s:\n${this.output}`)) }, 30_000)
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`heraldd did not start in 30 s:\n${this.output}`)) }, 30_000)
       const onData = (buf: Buffer): void => {
         this.output += buf.toString()
         const line = this.output.split('\n').find(l => l.startsWith('heraldd ') && l.includes(' ready '))

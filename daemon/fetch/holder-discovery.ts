@@ -6,7 +6,7 @@
 // that matter are usually connected already (the seed, the DHT neighbours, whoever connected to us), so
 // lookups only need to find the rest.
 import { logger } from '@libp2p/logger'
-import type { HaveExchange } from '../../protocol/exchange/index.js'
+import type { HaveExchange, PexExchange } from '../../protocol/exchange/index.js'
 import type { ReleaseSwarm } from './swarm.js'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 
@@ -23,12 +23,17 @@ const YOUNG_MS = 20_000
 const PEER_STORE_SCAN_MS = 5_000
 /** peers known from the DHT that one fetch dials to look for holders */
 const MAX_FETCH_DIALS = 32
+/** each watched peer is asked for others at most this often while the fetch is young, and later, ms */
+const PEX_YOUNG_MS = 2_000
+const PEX_LATER_MS = 15_000
 /** errors of a have stream that are the peer's doing: a frame that does not decode, or one over the limit */
 const MALFORMED = new Set(['MalformedMessageError', 'InvalidDataLengthError', 'InvalidMessageLengthError', 'InvalidDataLengthLengthError'])
 
 export interface HolderDiscoveryInit {
   libp2p: Pick<Libp2p, 'peerId' | 'getPeers' | 'getConnections' | 'dial' | 'peerStore' | 'contentRouting'>
   have: HaveExchange
+  /** peer exchange: holders ask each other who else fetches or holds the release */
+  pex?: PexExchange
   swarm: ReleaseSwarm
   isSeed: (peer: PeerId) => Promise<boolean>
   onPeers?: (count: number) => void
@@ -47,6 +52,8 @@ export class HolderDiscovery {
   #discoverTimer: ReturnType<typeof setInterval> | undefined
   #started = 0
   #lastPeerStoreScan = 0
+  /** per peer: when it was last asked for others (peer exchange) */
+  readonly #pexAsked = new Map<string, number>()
 
   constructor (init: HolderDiscoveryInit) {
     this.#init = init
@@ -104,6 +111,7 @@ export class HolderDiscovery {
     const { libp2p } = this.#init
     for (const peer of libp2p.getPeers()) this.#watch(peer)
     this.#init.onPeers?.(this.#init.swarm.remotes.size)
+    this.#exchange()
     // peers the DHT has told us about may be fetching the same release: connect to a bounded number,
     // looking at the peer store (costly: it decodes every record) every few seconds while the fetch is young
     if (libp2p.getPeers().length >= MAX_FETCH_DIALS) return
@@ -119,6 +127,38 @@ export class HolderDiscovery {
         libp2p.dial(p.id, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(5_000)]) }).then(() => { this.#watch(p.id) }, () => {})
       }
     }, () => {})
+  }
+
+  /**
+   * Peer exchange: ask the peers this fetch watches (the seed among them) who else fetches or holds the
+   * release, and dial those (bounded, like any dial of this fetch): downloaders trade from the first
+   * seconds instead of after DHT provider records have spread.
+   */
+  #exchange (): void {
+    const { libp2p, swarm, pex } = this.#init
+    if (pex == null) return
+    const now = Date.now()
+    const every = now - this.#started < YOUNG_MS ? PEX_YOUNG_MS : PEX_LATER_MS
+    for (const id of this.#watching.keys()) {
+      if (now - (this.#pexAsked.get(id) ?? 0) < every) continue
+      this.#pexAsked.set(id, now)
+      const peer = libp2p.getPeers().find(p => p.toString() === id)
+      if (peer == null) continue
+      void pex.peers(peer, swarm.manifestCid, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(5_000)]) }).then(async found => {
+        for (const { id: other, addrs } of found) {
+          const key = other.toString()
+          if (other.equals(libp2p.peerId) || this.#watching.has(key)) continue
+          if (libp2p.getConnections(other).length > 0) { this.#watch(other); continue }
+          if (this.#dialed.size >= MAX_FETCH_DIALS || this.#dialed.has(key) || addrs.length === 0) continue
+          this.#dialed.add(key)
+          await libp2p.peerStore.merge(other, { multiaddrs: addrs }).catch(() => {})
+          libp2p.dial(other, { signal: AbortSignal.any([this.#signal, AbortSignal.timeout(5_000)]) }).then(() => { this.#watch(other) }, () => {})
+        }
+      }, (err: any) => {
+        if (err?.code === 'MALFORMED_MESSAGE') this.#init.onMisbehaviour?.(peer, 'malformed_pex')
+        log('pex with %s failed: %s', id, err.message)
+      })
+    }
   }
 
   async #findProviders (): Promise<void> {

@@ -6,13 +6,14 @@
 // It implements HeraldService for the local API by handing each call to the part that owns it.
 // docs/ARCHITECTURE.md maps the parts and the data flow.
 import { join } from 'node:path'
-import { chunkExchange, haveExchange, releaseExchange } from '../../protocol/exchange/index.js'
+import { chunkExchange, haveExchange, pexExchange, releaseExchange } from '../../protocol/exchange/index.js'
 import { publisherKeyText, type TrustedKey } from '../../protocol/release.js'
 import { Store } from '../../store/store.js'
 import { RwLock } from '../../store/rwlock.js'
 import { Announcer } from '../announce/announcer.js'
 import { HeraldError } from '../errors.js'
 import { PeerStats } from '../fetch/peer-stats.js'
+import { SwarmPeers } from '../fetch/swarm-peers.js'
 import { VERSION } from '../version.js'
 import { FetchManager } from './fetch-manager.js'
 import { importRelease } from './import-release.js'
@@ -59,6 +60,7 @@ interface Foundation {
   registry: ReleaseRegistry
   serving: Serving
   penalties: PeerPenalties
+  swarmPeers: SwarmPeers
 }
 
 export class HeraldNode implements HeraldService {
@@ -96,14 +98,17 @@ export class HeraldNode implements HeraldService {
     if (store.recovery.packs.length > 0) init.log.warn(store.recovery, 'packs shorter than the index (power loss?): chunks past their end are dropped and will be fetched again')
     try {
       const stats = new PeerStats()
+      const registry = new ReleaseRegistry({ store, log: init.log })
       const base: Foundation = {
         init,
         store,
         trusted,
         stats,
-        registry: new ReleaseRegistry({ store, log: init.log }),
+        registry,
         serving: new Serving({ stats, metrics: init.metrics, superSeed: init.config.seed && init.config.superSeed }),
-        penalties: new PeerPenalties({ stats, metrics: init.metrics, log: init.log })
+        penalties: new PeerPenalties({ stats, metrics: init.metrics, log: init.log }),
+        // peer exchange answers from who asked this node for a release, and the holders it watches
+        swarmPeers: new SwarmPeers({ holders: (cid) => registry.get(cid)?.remotes.keys() ?? [] })
       }
       return new HeraldNode(base, await createNodeLibp2p(base))
     } catch (err) {
@@ -161,6 +166,7 @@ export class HeraldNode implements HeraldService {
       transfer: {
         libp2p,
         have: libp2p.services.have,
+        pex: libp2p.services.pex,
         chunks: libp2p.services.chunks,
         config,
         stats,
@@ -281,7 +287,7 @@ export class HeraldNode implements HeraldService {
 }
 
 /** libp2p with Herald's protocol services, each built on the parts that answer it (no node needed). */
-async function createNodeLibp2p ({ init, store, registry, serving, penalties }: Foundation) {
+async function createNodeLibp2p ({ init, store, registry, serving, penalties, swarmPeers }: Foundation) {
   const { config, peerKey } = init
   const onPeerMisbehaved = (peer: PeerId, reason: string): void => { penalties.penalize(peer, reason) }
   return await createHeraldLibp2p(config, peerKey, {
@@ -298,6 +304,11 @@ async function createNodeLibp2p ({ init, store, registry, serving, penalties }: 
     have: haveExchange({
       getHave: (cid) => registry.getHave(cid),
       subscribe: (cid, listener) => registry.subscribe(cid, listener),
+      onWatch: (cid, peer) => { swarmPeers.record(cid, peer) },
+      onPeerMisbehaved
+    }),
+    pex: pexExchange({
+      getPeers: (cid, asker) => swarmPeers.peers(cid, asker),
       onPeerMisbehaved
     }),
     releases: releaseExchange({

@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { HolderDiscovery, type HolderDiscoveryInit } from '../fetch/holder-discovery.js'
 import { FetchScheduler } from '../fetch/scheduler.js'
 import { FetchSources } from '../fetch/source-directory.js'
-import type { ChunkExchange, HaveExchange } from '../../protocol/exchange/index.js'
+import type { ChunkExchange, HaveExchange, PexExchange } from '../../protocol/exchange/index.js'
 import type { HeraldConfig } from '../config.js'
 import type { PeerStats } from '../fetch/peer-stats.js'
 import type { ReleaseSwarm } from '../fetch/swarm.js'
@@ -18,6 +18,7 @@ import type { ReceivePipeline } from './receive-pipeline.js'
 export interface TransferInit {
   libp2p: HolderDiscoveryInit['libp2p']
   have: HaveExchange
+  pex?: PexExchange
   chunks: ChunkExchange
   config: HeraldConfig
   stats: PeerStats
@@ -36,6 +37,7 @@ export async function transfer (init: TransferInit, job: FetchJob, swarm: Releas
   const discovery = new HolderDiscovery({
     libp2p: init.libp2p,
     have: init.have,
+    pex: init.pex,
     swarm,
     isSeed: async (peer) => init.peers.isSeed(peer),
     onMisbehaviour: (peer, reason) => { init.penalties.penalize(peer, reason) }

@@ -49,6 +49,8 @@ export interface HaveExchangeInit {
   batchMs?: number
   maxBatchMs?: number
   onPeerMisbehaved?: (peer: PeerId, reason: string) => void
+  /** a peer asked for a release's bitmap: it fetches or holds it (peer exchange tells others) */
+  onWatch?: (manifestCid: CID, peer: PeerId) => void
 }
 
 export interface HaveExchangeComponents {
@@ -107,6 +109,7 @@ class DefaultHaveExchange implements HaveExchange, Startable {
       stream.abort(err instanceof MalformedMessageError ? err : new MalformedMessageError('bad have request', { cause: err }))
       return
     }
+    this.#init.onWatch?.(cid, connection.remotePeer)
     const have = await this.#init.getHave(cid)
     if (have == null) {
       await lp.write(encodeHaveMessage({ type: 'bitmap', status: Status.NOT_FOUND, count: 0, bitmap: new Uint8Array(0) }))

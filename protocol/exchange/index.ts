@@ -1,5 +1,6 @@
 export { chunkExchange, type ChunkExchange, type ChunkExchangeInit, type ChunkReply, type StoredChunk } from './chunk-exchange.js'
 export { haveExchange, type HaveExchange, type HaveExchangeInit, type HaveHandlers } from './have-exchange.js'
+export { pexExchange, type PexExchange, type PexPeer } from './pex-exchange.js'
 export { releaseExchange, type ReleaseExchange, type ReleaseExchangeInit } from './release-exchange.js'
 export { TokenBucket } from './token-bucket.js'
 export { MalformedMessageError, ProtocolStatusError } from './errors.js'

@@ -307,3 +307,62 @@ export function decodeManifestHeader (frame: Uint8Array | Uint8ArrayList): { sta
   if (s !== Status.OK && total !== 0) throw new MalformedMessageError('a non-OK manifest header announces no bytes')
   return { status: s, total }
 }
+
+// ---- /herald/pex/1.0.0 -----------------------------------------------------------------------------
+
+/** peers in one PEX answer, addresses per peer, bytes per address: the bounds a receiver enforces */
+export const PEX_MAX_PEERS = 32
+export const PEX_MAX_ADDRS = 4
+const PEX_MAX_ADDR_BYTES = 200
+
+export interface PexEntry { id: Uint8Array, addrs: Uint8Array[] }
+
+/** PexResponse: u8 version (1) | u8 n | n × (u8 idLen | id | u8 m | m × (u8 len | multiaddr bytes)) */
+export function encodePexResponse (entries: PexEntry[]): Uint8Array {
+  const list = entries.slice(0, PEX_MAX_PEERS).map(e => ({ id: e.id, addrs: e.addrs.filter(a => a.byteLength <= PEX_MAX_ADDR_BYTES).slice(0, PEX_MAX_ADDRS) }))
+  let size = 2
+  for (const e of list) { size += 2 + e.id.byteLength; for (const a of e.addrs) size += 1 + a.byteLength }
+  const out = new Uint8Array(size)
+  out[0] = 1
+  out[1] = list.length
+  let at = 2
+  for (const e of list) {
+    out[at++] = e.id.byteLength
+    out.set(e.id, at); at += e.id.byteLength
+    out[at++] = e.addrs.length
+    for (const a of e.addrs) { out[at++] = a.byteLength; out.set(a, at); at += a.byteLength }
+  }
+  return out
+}
+
+export function decodePexResponse (frame: Uint8Array | Uint8ArrayList): PexEntry[] {
+  const buf = flat(frame)
+  need(buf, 2, 'pex response')
+  if (buf[0] !== 1) throw new MalformedMessageError(`pex response version ${buf[0]}`)
+  const n = buf[1]
+  if (n > PEX_MAX_PEERS) throw new MalformedMessageError(`pex response of ${n} peers (at most ${PEX_MAX_PEERS})`)
+  const out: PexEntry[] = []
+  let at = 2
+  const take = (len: number, what: string): Uint8Array => {
+    if (at + len > buf.byteLength) throw new MalformedMessageError(`pex response truncated in ${what}`)
+    const v = buf.slice(at, at + len)
+    at += len
+    return v
+  }
+  for (let i = 0; i < n; i++) {
+    const idLen = take(1, 'id length')[0]
+    if (idLen === 0 || idLen > 64) throw new MalformedMessageError('pex peer id length')
+    const id = take(idLen, 'id')
+    const m = take(1, 'address count')[0]
+    if (m > PEX_MAX_ADDRS) throw new MalformedMessageError(`pex peer with ${m} addresses (at most ${PEX_MAX_ADDRS})`)
+    const addrs: Uint8Array[] = []
+    for (let k = 0; k < m; k++) {
+      const len = take(1, 'address length')[0]
+      if (len === 0 || len > PEX_MAX_ADDR_BYTES) throw new MalformedMessageError('pex address length')
+      addrs.push(take(len, 'address'))
+    }
+    out.push({ id, addrs })
+  }
+  if (at !== buf.byteLength) throw new MalformedMessageError('bytes after the pex response')
+  return out
+}

@@ -29,6 +29,7 @@ import { createHeraldLibp2p, routingTableSize, VERSION } from './libp2p.js'
 
 export { VERSION }
 import { SuperSeedPolicy } from './super-seed.js'
+import { ReleaseNotifier } from '../net/release-notifier.js'
 import { exportRelease } from './exporter.js'
 import { loadTrustedKeys, unscopedWarning } from './trust.js'
 import { RwLock } from '../../store/rwlock.js'
@@ -40,7 +41,7 @@ import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
   FetchProgress, FetchRequest, GcResult, HeraldService, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishProgress, PublishRequest, PublishResult,
-  ReleaseInfo, RollbackResult, StatusInfo, VerifyResult, ExportResult
+  ReleaseInfo, RollbackResult, StatusInfo, VerifyResult, ExportResult, ReleaseAvailable
 } from '../types.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -85,6 +86,8 @@ export class HeraldNode implements HeraldService {
   readonly libp2p: Awaited<ReturnType<typeof createNodeLibp2p>>
   readonly announcer: Announcer
   readonly stats = new PeerStats()
+  /** new-release notifications (pubsub): latest(dataset), onReleaseAvailable (daemon/net/release-notifier.ts) */
+  readonly notifications: ReleaseNotifier
   readonly #publisherKey?: PrivateKey
   readonly #trusted: TrustedKey[]
   readonly #metrics?: HeraldMetrics
@@ -121,6 +124,17 @@ export class HeraldNode implements HeraldService {
     this.#bootstrapWarning = new RepeatWarning(init.log)
     this.#trusted = trusted
     this.#publisher = new Publisher(store, init.config.publish)
+    // release announcements: verified with the same trusted keys as fetched records
+    this.notifications = new ReleaseNotifier({
+      pubsub: libp2p.services.pubsub,
+      trusted,
+      log: init.log,
+      stateFile: join(init.config.dataDir, 'latest-releases.json'),
+      onMisbehaved: (peer, reason) => { this.onMisbehaved(peer, reason) },
+      maxFutureMs: init.config.notify.maxFutureMs,
+      reannounceMs: init.config.notify.reannounceMs,
+      publisher: init.publisherKey != null
+    })
     this.announcer = new Announcer({
       provide: async (cid, signal) => { await this.libp2p.contentRouting.provide(cid, { signal }) },
       provideChunks: init.config.dht.provideChunks,
@@ -168,6 +182,7 @@ export class HeraldNode implements HeraldService {
   async start (): Promise<void> {
     this.#configureSeeds()
     await this.libp2p.start()
+    if (this.config.notify.enabled) await this.notifications.start()
     this.announcer.start()
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
       const id = evt.detail.toString()
@@ -206,6 +221,7 @@ export class HeraldNode implements HeraldService {
     clearTimeout(timer)
     if (late) this.#log.warn({ timeoutMs: STOP_JOBS_TIMEOUT_MS }, 'fetches did not stop in time; closing anyway')
     this.announcer.stop()
+    await this.notifications.stop()
     await this.#publisher.close()
     await this.libp2p.stop()
     await this.store.close()
@@ -842,6 +858,8 @@ export class HeraldNode implements HeraldService {
       const record = { dataset, version, manifestCid: b.cid, seq, publishedAt: Date.now() }
       const bytes = await signRelease(record, this.#publisherKey as PrivateKey)
       await this.store.putRelease(record, bytes)
+      // tell the swarm at once (best effort: a lab that misses it sees the record at its next fetch)
+      void this.notifications.offer(bytes, { publish: true })
       const swarm = this.#swarms.get(b.cid.toString())
       if (swarm != null) this.#swarms.delete(b.cid.toString())
       const opened = await this.#openSwarm(b.cid, b.manifest)
@@ -1185,6 +1203,10 @@ export class HeraldNode implements HeraldService {
     if (this.libp2p.status !== 'started') reasons.push('libp2p not started')
     if (!this.isSeed && this.libp2p.getPeers().length === 0) reasons.push('no peer reachable')
     return { ready: reasons.length === 0, reasons }
+  }
+
+  latestRelease (dataset: string): ReleaseAvailable | undefined {
+    return this.notifications.latest(dataset)
   }
 
   /** for tests and the demo: the text form of the publisher key, when this node has one */

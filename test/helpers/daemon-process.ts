@@ -29,6 +29,8 @@ export interface DaemonOptions {
   config?: Record<string, any>
   env?: Record<string, string>
   logLevel?: string
+  /** run heraldd inside this network namespace (test/helpers/netns.ts); its API host must be reachable */
+  netns?: string
 }
 
 export class DaemonProcess {
@@ -86,7 +88,10 @@ export class DaemonProcess {
     // the heap flags the heraldd executable's #! line gives (BENCH_HEAP_FLAGS=default runs V8's defaults)
     const heapFlags = process.env.BENCH_HEAP_FLAGS === 'default' ? [] : HEAP_FLAGS
     const nodeArgs = [...heapFlags, ...process.env.BENCH_NODE_ARGS?.split(' ').filter(a => a !== '') ?? []]
-    const child = spawn(process.execPath, [...nodeArgs, HERALDD, 'start', '--data-dir', this.opts.dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const argv = [process.execPath, ...nodeArgs, HERALDD, 'start', '--data-dir', this.opts.dataDir]
+    // `ip netns exec` execs the command in place: the child's pid is heraldd's
+    const [cmd, ...args] = this.opts.netns != null ? ['ip', 'netns', 'exec', this.opts.netns, ...argv] : argv
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.output = ''
     this.#exited = new Promise(resolve => child.once('exit', code => { resolve(code) }))

@@ -102,7 +102,12 @@ export class ReleaseNotifier implements ReleaseNotifications {
    * and a record the topic could not carry now reaches peers at the next re-announce or their next fetch.
    */
   async offer (signedBytes: Uint8Array, opts: { publish?: boolean } = {}): Promise<Verdict> {
-    const signed = decodeSignedRelease(signedBytes)
+    let signed: SignedRelease
+    try {
+      signed = decodeSignedRelease(signedBytes)
+    } catch {
+      return 'malformed'
+    }
     const verdict = await this.#consider(signed, 'local')
     if (opts.publish === true && (verdict === 'accepted' || verdict === 'known')) await this.#publish(signedBytes)
     return verdict

@@ -496,6 +496,8 @@ export class HeraldNode implements HeraldService {
     await verifyRelease(best.signed, this.#trusted)
     const r = best.signed.record
     await this.store.putRelease({ dataset, version, seq: r.seq, manifestCid: r.manifestCid, publishedAt: r.publishedAt }, best.signed.bytes)
+    // a record resolved here may be news too (a lab that missed the announcement): latest(dataset) learns it
+    void this.notifications.offer(best.signed.bytes)
     return best
   }
 

@@ -6,6 +6,7 @@ import { autoNAT } from '@libp2p/autonat'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { mdns } from '@libp2p/mdns'
 import { MAX_ANNOUNCE_BYTES, RELEASE_TOPIC } from '../../protocol/announce.js'
 import { allowListGater, loadSwarmKey, swarmProtector } from '../net/private-swarm.js'
@@ -28,6 +29,31 @@ export { VERSION }
 import { HostConnectionLimit } from './host-limit.js'
 
 export const DHT_PROTOCOL = '/herald/kad/1.0.0'
+
+/**
+ * Gossipsub peer scoring for the release topic. Two changes from the defaults:
+ * - no IP-colocation penalty: many lab servers share one address (a campus NAT, one host in tests), and
+ *   the default (-5 × (peers on one IP − 10)²) puts the 15th of them below the publish threshold, so the
+ *   seed would stop sending them announcements. Sybils gain nothing here: every record is signed.
+ * - invalid announcements (forged, malformed: rejected by the validator) weigh heavily: two put a peer at
+ *   the graylist threshold (-80), three below it, where its pubsub traffic is ignored for minutes. Mesh
+ *   delivery-rate penalties are off: releases are rare, so an honest peer delivers few messages.
+ */
+const ANNOUNCE_SCORE_PARAMS = {
+  IPColocationFactorWeight: 0,
+  topics: {
+    [RELEASE_TOPIC]: createTopicScoreParams({
+      topicWeight: 1,
+      timeInMeshWeight: 0,
+      firstMessageDeliveriesWeight: 0,
+      meshMessageDeliveriesWeight: 0,
+      meshFailurePenaltyWeight: 0,
+      invalidMessageDeliveriesWeight: -20,
+      // per decay interval (1 s): 0.997 halves the count in about 4 minutes
+      invalidMessageDeliveriesDecay: 0.997
+    })
+  }
+}
 
 export interface HeraldServices {
   identify: Identify
@@ -87,7 +113,8 @@ export async function createHeraldLibp2p<S extends Record<string, (components: a
         // RPC frames hold a few announcements and control messages; far below gossipsub's 1 MiB default
         maxInboundDataLength: 64 * MAX_ANNOUNCE_BYTES,
         // labs connected through a relay still hear of releases
-        runOnLimitedConnection: true
+        runOnLimitedConnection: true,
+        scoreParams: ANNOUNCE_SCORE_PARAMS
       }),
       ...net.services,
       ...extra

@@ -25,7 +25,7 @@ async function connectedTo (d: DaemonProcess, peerId: string, timeoutMs = 20_000
 }
 
 /** Resolves when the scripted peer sees `peerId` subscribed to the release topic. */
-async function subscribed (peer: ScriptedPeer, peerId: string, timeoutMs = 10_000): Promise<void> {
+async function subscribed (peer: ScriptedPeer, peerId: string, timeoutMs = 20_000): Promise<void> {
   const pubsub = peer.node.services.pubsub
   if (pubsub.getSubscribers(RELEASE_TOPIC).some(p => p.toString() === peerId)) return
   await new Promise<void>((resolve, reject) => {
@@ -82,6 +82,11 @@ describe('release notifications (gossipsub, real daemons on loopback)', function
     await lab.stop()
     await lab.launch()
     expect((await lab.client.latest('uniprot')).version).to.equal('2024-04')
+
+    // a lab that starts after the publish hears the record too: the seed announces again when it joins
+    const late = await fx.start('late', { bootstrap: seed.listen, trust, logLevel: 'info' })
+    const heardLate = await waitForLog(late, l => l.msg === 'release available' && l.release === 'uniprot@2024-04', 10_000)
+    expect(heardLate.from).to.equal(seed.peerId)
   })
 
   it('should refuse forged and malformed announcements, penalise their sender, and ignore untrusted and older ones', async () => {

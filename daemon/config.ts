@@ -9,6 +9,7 @@ import { parsePublisherKey } from '../protocol/release.js'
 import { HeraldError } from './errors.js'
 import { parseTrustEntry } from './node/trust.js'
 import { parseChunkSize } from '../protocol/chunker.js'
+import { DEFAULT_MAX_FUTURE_MS, DEFAULT_MDNS_INTERVAL_MS, DEFAULT_MDNS_SERVICE_TAG, DEFAULT_REANNOUNCE_MS } from './net/constants.js'
 
 export const DEFAULT_P2P_PORT = 4480
 export const DEFAULT_API_PORT = 7480
@@ -164,6 +165,50 @@ export function trustEntryProblem (entry: string): string | undefined {
   }
 }
 
+const PeerIdText = z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{46,60}$/, 'a peer ID (base58, as `heraldd start` prints it)')
+
+/** New-release notifications over gossipsub (daemon/net/release-notifier.ts). */
+const NotifySchema = z.object({
+  enabled: z.boolean().default(true),
+  /** a record signed further ahead of this node's clock is not taken as latest, ms */
+  maxFutureMs: z.number().int().min(0).default(DEFAULT_MAX_FUTURE_MS),
+  /** a publisher announces its latest records again this often (peers that joined late), ms; 0 = never */
+  reannounceMs: z.number().int().min(0).default(DEFAULT_REANNOUNCE_MS)
+}).strict()
+
+/** Finding peers without the DHT. */
+const DiscoverySchema = z.object({
+  /** answer and ask mDNS on the local network, and connect to the Herald daemons found */
+  mdns: z.boolean().default(false),
+  mdnsIntervalMs: z.number().int().min(1_000).default(DEFAULT_MDNS_INTERVAL_MS),
+  /** only daemons with the same tag find each other (one per swarm on a shared LAN) */
+  mdnsServiceTag: z.string().regex(/^[a-z0-9-]{1,40}$/, 'lower-case letters, digits and -').default(DEFAULT_MDNS_SERVICE_TAG)
+}).strict()
+
+/** A private swarm: a pre-shared key and/or an allow-list of peer IDs (daemon/net/private-swarm.ts). */
+const SwarmSchema = z.object({
+  /** a swarm key file (`/key/swarm/psk/1.0.0/` format): only nodes holding the same key can connect */
+  keyFile: z.string().min(1).optional(),
+  /** if not empty, only these peers (and the seeds and bootstrap peers named by ID) may connect */
+  allowPeers: z.array(PeerIdText).default([]),
+  /** serve the chunk HTTP listener in a private swarm anyway (it has no peer identity to check) */
+  allowHttp: z.boolean().default(false)
+}).strict()
+
+/** Labs behind NAT: AutoNAT, circuit relay v2, DCUtR hole punching. */
+const NatSchema = z.object({
+  /** ask peers whether our addresses are reachable from outside */
+  autonat: z.boolean().default(false),
+  /** act as a relay for peers behind NAT (a public node: the seed, or any lab with a public address) */
+  relayServer: z.boolean().default(false),
+  /** relayed connections a relay server keeps reserved at once */
+  relayMaxReservations: z.number().int().min(1).max(1_024).default(64),
+  /** relay addresses (with /p2p/<id>) to reserve a slot on and be reachable through */
+  relays: Multiaddrs.default([]),
+  /** try to replace a relayed connection by a direct one (DCUtR) */
+  holePunch: z.boolean().default(false)
+}).strict()
+
 const TrustEntries = z.array(z.string()).superRefine((entries, ctx) => {
   entries.forEach((entry, i) => {
     const problem = trustEntryProblem(entry)
@@ -185,6 +230,10 @@ export const ConfigSchema = z.object({
    * through the bootstrap addresses are the seeds (a bootstrap address with /p2p/<id> names its peer).
    */
   seeds: z.array(z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{46,60}$/, 'a seed is a peer ID (base58, as `heraldd start` prints it)')).default([]),
+  notify: NotifySchema.default(NotifySchema.parse({})),
+  discovery: DiscoverySchema.default(DiscoverySchema.parse({})),
+  swarm: SwarmSchema.default(SwarmSchema.parse({})),
+  nat: NatSchema.default(NatSchema.parse({})),
   /** where releases are materialized: <releasesDir>/<dataset>/<version>, <dataset>/current */
   releasesDir: z.string().optional(),
   api: z.object({
@@ -389,6 +438,10 @@ export function parseConfig (raw: unknown): HeraldConfig {
   }
   const config = result.data
   config.dataDir = resolve(config.dataDir)
+  if (isPrivateSwarm(config) && config.http.enabled && !config.swarm.allowHttp) {
+    throw new ConfigError('invalid configuration: http.enabled: the chunk HTTP listener serves whoever reaches it, which a private swarm (swarm.keyFile, swarm.allowPeers) does not allow; set swarm.allowHttp to serve it anyway')
+  }
+  if (config.swarm.keyFile != null) config.swarm.keyFile = resolve(config.dataDir, config.swarm.keyFile)
   return config
 }
 
@@ -399,6 +452,11 @@ export function loadConfig (flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pr
   raw = merge(raw, fromEnv(env))
   raw = merge(raw, fromFlags(flags))
   return parseConfig(raw)
+}
+
+/** A swarm key or an allow-list is set. */
+export function isPrivateSwarm (config: HeraldConfig): boolean {
+  return config.swarm.keyFile != null || config.swarm.allowPeers.length > 0
 }
 
 export function releasesDir (config: HeraldConfig): string {

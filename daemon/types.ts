@@ -250,8 +250,37 @@ export interface ExportResult {
   seconds: number
 }
 
+/**
+ * A release that a trusted publisher has signed, as the node learned of it (pubsub announcement, a fetch,
+ * or its own publish). Emitted once per record newer than the dataset's latest (daemon/net/release-notifier.ts).
+ */
+export interface ReleaseAvailable {
+  dataset: string
+  version: string
+  manifestCid: string
+  seq: number
+  /** the publisher's signed time, ms since the epoch: the order of "latest" */
+  publishedAt: number
+  /** `ed25519:…` text form of the signing key */
+  publisher: string
+  /** the peer the announcement came through, or 'local' */
+  from: string
+  /** when this node accepted it, ms since the epoch */
+  receivedAt: number
+}
+
+/** New-release notifications for the rest of the daemon (reconciler, webhooks, /v1/events). */
+export interface ReleaseNotifications {
+  /** the newest verified release of a dataset this node knows of */
+  latest(dataset: string): ReleaseAvailable | undefined
+  /** called for each newly accepted latest release; returns an unsubscribe function */
+  onReleaseAvailable(listener: (release: ReleaseAvailable) => void): () => void
+}
+
 /** What the API and CLI drive. Errors thrown carry a stable string `code` (see daemon/errors.ts). */
 export interface HeraldService {
+  /** the newest verified release of a dataset announced to or fetched by this node (undefined: none) */
+  latestRelease?(dataset: string): ReleaseAvailable | undefined
   /** Chunk files already on disk into the store, so that the next fetch moves only the delta. */
   importRelease(req: ImportRequest): Promise<ImportResult>
   /** Starts a publish job and returns at once; follow it with getPublish/onPublishProgress. */

@@ -1,7 +1,7 @@
 // Client of the local API, used by the `herald` CLI, the demo and the tests.
 import type {
   FetchProgress, FetchRequest, GcResult, ImportRequest, ImportResult, PeerInfo, PlanResult, PublishProgress, PublishRequest, PublishResult, ReleaseInfo,
-  RollbackResult, StatusInfo, VerifyResult, ExportResult
+  RollbackResult, StatusInfo, VerifyResult, ExportResult, ReleaseAvailable
 } from '../types.js'
 import type { ReleaseEvent } from '../events/types.js'
 import type { SyncStatus } from '../sync/types.js'
@@ -132,6 +132,8 @@ export class ApiClient {
   async plan (name: string): Promise<PlanResult> { return await this.#request('GET', `/v1/plan/${encodeURIComponent(name)}`) }
   async listReleases (): Promise<ReleaseInfo[]> { return await this.#request('GET', '/v1/releases') }
   async status (): Promise<StatusInfo> { return await this.#request('GET', '/v1/status') }
+  /** the newest release of a dataset announced to the daemon (RELEASE_NOT_FOUND when none yet) */
+  async latest (dataset: string): Promise<ReleaseAvailable> { return await this.#request('GET', `/v1/datasets/${encodeURIComponent(dataset)}/latest`) }
   async peers (): Promise<PeerInfo[]> { return await this.#request('GET', '/v1/peers') }
   async pin (name: string): Promise<ReleaseInfo> { return await this.#request('POST', `/v1/releases/${encodeURIComponent(name)}/pin`) }
   async unpin (name: string, opts: { force?: boolean } = {}): Promise<ReleaseInfo> {

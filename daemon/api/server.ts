@@ -2,7 +2,7 @@
 // token on every mutating call. One error wrapper maps coded errors to HTTP statuses with a JSON
 // { code, message } body; unexpected errors become 500 INTERNAL and are logged with their stack.
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
-import { HTTP_STATUS_BY_CODE, codeOf } from '../errors.js'
+import { HTTP_STATUS_BY_CODE, HeraldError, codeOf } from '../errors.js'
 import { tokensEqual } from '../keys.js'
 import { checkFetchOut } from './fetch-out.js'
 import { parseCid } from '../../protocol/cid.js'
@@ -199,6 +199,13 @@ export async function startApiServer (opts: ApiServerOptions): Promise<ApiServer
     preHandler: auth,
     schema: { params: nameParam, body: { type: 'object', required: ['dir'], additionalProperties: false, properties: { dir: { type: 'string', minLength: 1, maxLength: 4096 } } } }
   }, async (req) => await service.exportRelease((req.params as any).name, (req.body as any).dir))
+  // the newest verified release of a dataset this node heard of (pubsub announcement or its own publish)
+  app.get('/v1/datasets/:dataset/latest', async (req) => {
+    const dataset = (req.params as any).dataset as string
+    const latest = service.latestRelease?.(dataset)
+    if (latest == null) throw new HeraldError('RELEASE_NOT_FOUND', `no release of ${dataset} announced to this node yet`)
+    return latest
+  })
   app.post('/v1/datasets/:dataset/rollback', {
     preHandler: auth,
     schema: { body: { anyOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, properties: { to: { type: 'string' } } }] } }

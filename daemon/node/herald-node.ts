@@ -27,12 +27,13 @@ import { ReleaseRegistry } from './release-registry.js'
 import { Resolver } from './resolver.js'
 import { Serving, TransferActivity } from './serving.js'
 import { loadTrustedKeys, unscopedWarning } from './trust.js'
+import { ReleaseNotifier } from '../net/release-notifier.js'
 import type { HeraldConfig } from '../config.js'
 import type { Log } from '../log.js'
 import type { HeraldMetrics } from '../metrics.js'
 import type {
   ExportResult, FetchProgress, FetchRequest, GcResult, HeraldService, ImportRequest, ImportResult, PeerInfo, PlanResult,
-  PublishProgress, PublishRequest, PublishResult, ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
+  PublishProgress, PublishRequest, PublishResult, ReleaseAvailable, ReleaseInfo, RollbackResult, StatusInfo, VerifyResult
 } from '../types.js'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 
@@ -77,6 +78,8 @@ export class HeraldNode implements HeraldService {
   readonly fetches: FetchManager
   readonly publishes: PublishService
   readonly releases: LocalReleases
+  /** new-release notifications (pubsub): latest(dataset), onReleaseAvailable (daemon/net/release-notifier.ts) */
+  readonly notifications: ReleaseNotifier
   readonly #init: HeraldNodeInit
   readonly #log: Log
   readonly #startedAt = Date.now()
@@ -128,6 +131,17 @@ export class HeraldNode implements HeraldService {
     this.stats = stats
     this.registry = registry
     this.serving = serving
+    // release announcements: verified with the same trusted keys as fetched records
+    this.notifications = new ReleaseNotifier({
+      pubsub: libp2p.services.pubsub,
+      trusted: base.trusted,
+      log,
+      stateFile: join(config.dataDir, 'latest-releases.json'),
+      onMisbehaved: (peer, reason) => { penalties.penalize(peer, reason) },
+      maxFutureMs: config.notify.maxFutureMs,
+      reannounceMs: config.notify.reannounceMs,
+      publisher: init.publisherKey != null
+    })
     this.peerManager = new PeerManager({ libp2p, config, stats, log, onDisconnect: (peer) => { registry.removeRemote(peer) } })
     const activity = new TransferActivity()
     this.announcer = new Announcer({
@@ -152,6 +166,8 @@ export class HeraldNode implements HeraldService {
       trusted: base.trusted,
       limits: config.limits,
       origins: config.origins,
+      // a record resolved here may be news too (a lab that missed the announcement): latest(dataset) learns it
+      onRecord: (bytes) => { void this.notifications.offer(bytes) },
       log
     })
     this.planner = new Planner({ store, registry, resolver: this.resolver, compress: config.limits.compress })
@@ -180,7 +196,16 @@ export class HeraldNode implements HeraldService {
       metrics,
       log
     })
-    this.publishes = new PublishService({ config, store, registry, announcer: this.announcer, publisherKey: init.publisherKey, log })
+    this.publishes = new PublishService({
+      config,
+      store,
+      registry,
+      announcer: this.announcer,
+      publisherKey: init.publisherKey,
+      // tell the swarm at once (best effort: a lab that misses it sees the record at its next fetch)
+      onSigned: (bytes) => { void this.notifications.offer(bytes, { publish: true }) },
+      log
+    })
     this.releases = new LocalReleases({ config, store, registry, gcLease: this.#gcLease, busy: () => this.fetches.busy(), metrics, log })
   }
 
@@ -189,6 +214,7 @@ export class HeraldNode implements HeraldService {
 
   async start (): Promise<void> {
     await this.libp2p.start()
+    if (this.config.notify.enabled) await this.notifications.start()
     this.announcer.start()
     for (const cid of await this.registry.loadHeld()) this.announcer.provideManifest(cid)
     this.peerManager.start()
@@ -212,6 +238,7 @@ export class HeraldNode implements HeraldService {
     clearTimeout(timer)
     if (late) this.#log.warn({ timeoutMs: STOP_JOBS_TIMEOUT_MS }, 'fetches did not stop in time; closing anyway')
     this.announcer.stop()
+    await this.notifications.stop()
     await this.publishes.close()
     await this.libp2p.stop()
     await this.store.close()
@@ -253,6 +280,7 @@ export class HeraldNode implements HeraldService {
   async rollback (dataset: string, to?: string): Promise<RollbackResult> { return await this.releases.rollback(dataset, to) }
   async exportRelease (name: string, dir: string): Promise<ExportResult> { return await this.releases.export(name, dir) }
   async peers (): Promise<PeerInfo[]> { return this.peerManager.peers() }
+  latestRelease (dataset: string): ReleaseAvailable | undefined { return this.notifications.latest(dataset) }
 
   async status (): Promise<StatusInfo> {
     return {

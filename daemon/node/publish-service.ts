@@ -27,6 +27,8 @@ export interface PublishServiceInit {
   registry: ReleaseRegistry
   announcer: Pick<Announcer, 'provideManifest' | 'provideChunks'>
   publisherKey?: PrivateKey
+  /** a record was signed and stored (release announcements) */
+  onSigned?: (bytes: Uint8Array) => void
   log: Log
 }
 
@@ -167,6 +169,7 @@ export class PublishService {
       const record = { dataset, version, manifestCid: b.cid, seq, publishedAt: Date.now() }
       const bytes = await signRelease(record, this.#init.publisherKey as PrivateKey)
       await store.putRelease(record, bytes)
+      this.#init.onSigned?.(bytes)
       const opened = await registry.reopen(b.cid, b.manifest)
       announcer.provideManifest(b.cid)
       announcer.provideChunks(Array.from({ length: opened.entries }, (_, e) => cidFromDigest(opened.digestAt(e))))

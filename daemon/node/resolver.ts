@@ -35,6 +35,8 @@ export interface ResolverInit {
   limits: Pick<HeraldConfig['limits'], 'maxManifestBytes' | 'maxManifestChunks'>
   /** static origins (config `origins`): asked for records beside the peers, for manifests after them */
   origins: string[]
+  /** a verified record this resolver kept (release announcements learn from it) */
+  onRecord?: (bytes: Uint8Array) => void
   log: Log
 }
 
@@ -96,6 +98,7 @@ export class Resolver {
     await verifyRelease(best.signed, trusted)
     const r = best.signed.record
     await store.putRelease({ dataset, version, seq: r.seq, manifestCid: r.manifestCid, publishedAt: r.publishedAt }, best.signed.bytes)
+    this.#init.onRecord?.(best.signed.bytes)
     return best
   }
 

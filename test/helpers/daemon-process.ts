@@ -31,6 +31,8 @@ export interface DaemonOptions {
   logLevel?: string
   /** a command the daemon runs under, e.g. ['ip', 'netns', 'exec', 'hw-lab0'] (it must exec, keeping the PID) */
   wrap?: string[]
+  /** run heraldd inside this network namespace (test/helpers/netns.ts); its API host must be reachable */
+  netns?: string
 }
 
 export class DaemonProcess {
@@ -88,7 +90,9 @@ export class DaemonProcess {
     // the heap flags the heraldd executable's #! line gives (BENCH_HEAP_FLAGS=default runs V8's defaults)
     const heapFlags = process.env.BENCH_HEAP_FLAGS === 'default' ? [] : HEAP_FLAGS
     const nodeArgs = [...heapFlags, ...process.env.BENCH_NODE_ARGS?.split(' ').filter(a => a !== '') ?? []]
-    const argv = [...this.opts.wrap ?? [], process.execPath, ...nodeArgs, HERALDD, 'start', '--data-dir', this.opts.dataDir]
+    // `ip netns exec` execs the command in place: the child's pid is heraldd's
+    const wrap = this.opts.netns != null ? ['ip', 'netns', 'exec', this.opts.netns] : this.opts.wrap ?? []
+    const argv = [...wrap, process.execPath, ...nodeArgs, HERALDD, 'start', '--data-dir', this.opts.dataDir]
     const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.output = ''

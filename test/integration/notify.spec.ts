@@ -76,17 +76,20 @@ describe('release notifications (gossipsub, real daemons on loopback)', function
 
     // a newer release replaces it; the latest survives a restart (never going back to nothing)
     const next = waitForLog(lab, l => l.msg === 'release available' && l.release === 'uniprot@2024-04')
-    await seed.client.publish({ name: 'uniprot@2024-04', dir: input })
+    const published2 = await seed.client.publish({ name: 'uniprot@2024-04', dir: input })
     await next
     expect((await lab.client.latest('uniprot')).version).to.equal('2024-04')
     await lab.stop()
     await lab.launch()
     expect((await lab.client.latest('uniprot')).version).to.equal('2024-04')
 
-    // a lab that starts after the publish hears the record too: the seed announces again when it joins
+    // a lab that starts after the publish hears the record too: the seed announces again when it joins,
+    // and the mesh passes it on, so it may arrive through a lab that forwarded it first
     const late = await fx.start('late', { bootstrap: seed.listen, trust, logLevel: 'info' })
     const heardLate = await waitForLog(late, l => l.msg === 'release available' && l.release === 'uniprot@2024-04', 10_000)
-    expect(heardLate.from).to.equal(seed.peerId)
+    expect([seed.peerId, lab.peerId, lab2.peerId]).to.include(heardLate.from)
+    expect(heardLate.manifest).to.equal(published2.manifestCid)
+    expect((await late.client.latest('uniprot')).publisher).to.equal(await seed.publisherKey())
   })
 
   it('should refuse forged and malformed announcements, penalise their sender, and ignore untrusted and older ones', async () => {

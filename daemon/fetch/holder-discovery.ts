@@ -39,11 +39,19 @@ export interface HolderDiscoveryInit {
   onPeers?: (count: number) => void
   /** a peer sent a malformed have frame */
   onMisbehaviour?: (peer: PeerId, reason: string) => void
+  /** how often connected peers are re-examined, ms (tests) */
+  intervalMs?: number
 }
 
 export class HolderDiscovery {
   readonly #init: HolderDiscoveryInit
   readonly #watching = new Map<string, AbortController>()
+  /**
+   * Peers whose whole bitmap arrived (a seed, a lab that holds the release): their watch ends there, as
+   * nothing will change, and they are not watched again while they count as complete. Re-watching them
+   * every pass cost each holder a stream and a whole bitmap per downloader per second.
+   */
+  readonly #complete = new Set<string>()
   readonly #dialed = new Set<string>()
   readonly #controller = new AbortController()
   #finding = false
@@ -68,7 +76,7 @@ export class HolderDiscovery {
     this.#started = Date.now()
     this.#discover()
     this.#findLoop()
-    this.#discoverTimer = setInterval(() => { this.#discover() }, DISCOVERY_INTERVAL_MS)
+    this.#discoverTimer = setInterval(() => { this.#discover() }, this.#init.intervalMs ?? DISCOVERY_INTERVAL_MS)
   }
 
   stop (): void {
@@ -85,6 +93,11 @@ export class HolderDiscovery {
     const { libp2p, swarm } = this.#init
     const id = peer.toString()
     if (this.#signal.aborted || this.#watching.has(id) || peer.equals(libp2p.peerId)) return
+    if (this.#complete.has(id)) {
+      if (swarm.remotes.get(id)?.complete === true) return
+      // it answered NOT_FOUND for some chunk since, or its claims were dropped: ask it again
+      this.#complete.delete(id)
+    }
     const ctl = new AbortController()
     this.#watching.set(id, ctl)
     void (async () => {
@@ -104,6 +117,7 @@ export class HolderDiscovery {
       this.#watching.delete(id)
       const remote = swarm.remotes.get(id)
       if (remote != null && !remote.complete) swarm.removeRemote(id)
+      else if (remote?.complete === true) this.#complete.add(id)
     })
   }
 

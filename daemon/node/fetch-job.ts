@@ -17,6 +17,9 @@ export class FetchJob {
   /** settles when the job has finished, whatever the outcome */
   done: Promise<void> = Promise.resolve()
   #lastEmit = 0
+  readonly #t0 = performance.now()
+  /** ms from the job's start to each phase (states, and marks such as the first stored chunk): the log of a done fetch */
+  readonly phases: Record<string, number> = {}
 
   constructor (name: string, out?: string) {
     this.name = name
@@ -42,7 +45,13 @@ export class FetchJob {
     return this.progress.state === 'done' || this.progress.state === 'failed'
   }
 
+  /** note when a phase began (once: a resumed phase keeps its first time) */
+  mark (phase: string): void {
+    this.phases[phase] ??= Math.round(performance.now() - this.#t0)
+  }
+
   setState (state: FetchState): void {
+    this.mark(state)
     this.progress.state = state
     if (state === 'done' || state === 'failed') this.progress.finishedAt = Date.now()
     this.emit(true)

@@ -131,6 +131,7 @@ export class FetchManager {
       const { resolver } = this.#init
       const { signed, from } = await resolver.record(dataset, version, signal)
       const cid = signed.record.manifestCid
+      job.mark('record')
       job.progress.manifestCid = cid.toString()
       // a caller that pinned the content (a desired-state entry) gets nothing else: refused before any chunk moves
       if (job.expectManifestCid != null && job.expectManifestCid !== cid.toString()) throw new HeraldError('MANIFEST_MISMATCH', `${job.name} is signed for manifest ${cid.toString()}, not the expected ${job.expectManifestCid}: refused`)
@@ -138,6 +139,7 @@ export class FetchManager {
       const onWire = (bytes: number, delta: boolean): void => { metrics?.manifestReceivedBytesTotal.inc({ encoding: delta ? 'delta' : 'raw' }, bytes) }
       const manifest = await resolver.manifest(cid, from, signal, { base: await resolver.baseFor(dataset, cid), onWire })
       checkManifestName(manifest, dataset, version)
+      job.mark('manifest')
       announcer.provideManifest(cid)
       const root = job.out ?? releasesDir(config)
       // what the store holds is read under the GC lease, and the release is pinned before any chunk moves:
@@ -190,7 +192,7 @@ export class FetchManager {
       job.setState('done')
       this.#ended(job)
       metrics?.fetchDurationSeconds.observe({ result: 'done' }, (performance.now() - started) / 1000)
-      log.info({ release: job.name, seconds: (performance.now() - started) / 1000, wire: job.progress.wireBytes, reusedBytes: job.progress.reusedBytes }, 'fetch done')
+      log.info({ release: job.name, seconds: (performance.now() - started) / 1000, wire: job.progress.wireBytes, reusedBytes: job.progress.reusedBytes, phasesMs: job.phases }, 'fetch done')
     } catch (err: any) {
       if (err instanceof TypeError || err instanceof RangeError) {
         log.error({ err }, 'fetch crashed on a programming error')

@@ -34,6 +34,7 @@ export interface TransferInit {
 
 export async function transfer (init: TransferInit, job: FetchJob, swarm: ReleaseSwarm, signal: AbortSignal): Promise<void> {
   const { config: cfg, metrics, log } = init
+  job.mark('transfer')
   const discovery = new HolderDiscovery({
     libp2p: init.libp2p,
     have: init.have,
@@ -70,6 +71,7 @@ export async function transfer (init: TransferInit, job: FetchJob, swarm: Releas
       for (const i of await init.pipeline.receive(swarm, e, digest, bytes, reply.frame)) {
         // a hedged duplicate may land twice: count the chunk once
         if (swarm.hasLocal(i)) continue
+        if (job.progress.doneChunks === 0) job.mark('firstChunk')
         swarm.markHave(i)
         job.progress.doneChunks++
         job.progress.doneBytes += swarm.index.sizes[i]

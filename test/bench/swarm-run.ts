@@ -92,7 +92,7 @@ export async function runHeraldSwarm (o: HeraldRunOptions): Promise<HeraldRunRes
     for (let w = 0; w < peers; w += 4) {
       started.push(...await Promise.allSettled(Array.from({ length: Math.min(4, peers - w) }, async (_, k) => {
         const i = w + k
-        const d = await DaemonProcess.start(mergeOptions({ dataDir: join(o.dir, `p${i}`), host: `127.0.0.${i + 3}`, bootstrap: seed.listen, trust, logLevel: 'error', config: benchConfig() }, o.peerOptions?.(i)))
+        const d = await DaemonProcess.start(mergeOptions({ dataDir: join(o.dir, `p${i}`), host: `127.0.0.${i + 3}`, bootstrap: seed.listen, trust, logLevel: process.env.BENCH_LOG_LEVEL ?? 'error', config: benchConfig() }, o.peerOptions?.(i)))
         daemons.push(d)
         return d
       })))

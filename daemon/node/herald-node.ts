@@ -27,6 +27,7 @@ import { ReleaseRegistry } from './release-registry.js'
 import { Resolver } from './resolver.js'
 import { Serving, TransferActivity } from './serving.js'
 import { loadTrustedKeys, unscopedWarning } from './trust.js'
+import { PubsubRepair } from '../net/pubsub-repair.js'
 import { ReleaseNotifier } from '../net/release-notifier.js'
 import type { HeraldConfig } from '../config.js'
 import type { Log } from '../log.js'
@@ -80,6 +81,8 @@ export class HeraldNode implements HeraldService {
   readonly releases: LocalReleases
   /** new-release notifications (pubsub): latest(dataset), onReleaseAvailable (daemon/net/release-notifier.ts) */
   readonly notifications: ReleaseNotifier
+  /** reopens gossipsub outbound streams lost after a burst of connections (daemon/net/pubsub-repair.ts) */
+  readonly #pubsubRepair: PubsubRepair
   readonly #init: HeraldNodeInit
   readonly #log: Log
   readonly #startedAt = Date.now()
@@ -142,6 +145,7 @@ export class HeraldNode implements HeraldService {
       reannounceMs: config.notify.reannounceMs,
       publisher: init.publisherKey != null
     })
+    this.#pubsubRepair = new PubsubRepair({ pubsub: libp2p.services.pubsub, libp2p })
     this.peerManager = new PeerManager({ libp2p, config, stats, log, onDisconnect: (peer) => { registry.removeRemote(peer) } })
     const activity = new TransferActivity()
     this.announcer = new Announcer({
@@ -214,7 +218,10 @@ export class HeraldNode implements HeraldService {
 
   async start (): Promise<void> {
     await this.libp2p.start()
-    if (this.config.notify.enabled) await this.notifications.start()
+    if (this.config.notify.enabled) {
+      await this.notifications.start()
+      this.#pubsubRepair.start()
+    }
     this.announcer.start()
     for (const cid of await this.registry.loadHeld()) this.announcer.provideManifest(cid)
     this.peerManager.start()
@@ -238,6 +245,7 @@ export class HeraldNode implements HeraldService {
     clearTimeout(timer)
     if (late) this.#log.warn({ timeoutMs: STOP_JOBS_TIMEOUT_MS }, 'fetches did not stop in time; closing anyway')
     this.announcer.stop()
+    this.#pubsubRepair.stop()
     await this.notifications.stop()
     await this.publishes.close()
     await this.libp2p.stop()
